@@ -1,0 +1,1 @@
+"""Placement service: children and their placements outside the home."""

@@ -1,0 +1,23 @@
+"""The placement service's FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.placement.api import router
+from services.placement.models import outbox
+from shared.app import ServiceSpec, create_service_app
+from shared.clock import Clock
+from shared.settings import Settings, get_settings
+
+SPEC = ServiceSpec(
+    name="placement",
+    title="Obruten placement service",
+    description="Children placed outside the home and their placements. Emits events on `obruten.placement`.",
+    routers=[router],
+    outbox=outbox,
+)
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings or get_settings(), clock)

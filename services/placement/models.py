@@ -1,0 +1,70 @@
+"""The placement service's tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, Text, text
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import TimestampMixin, make_base
+from shared.outbox import Outbox, outbox_table
+
+Base = make_base()
+
+
+class Child(TimestampMixin, Base):
+    __tablename__ = "child"
+
+    # The pseudonymous id everything else uses; it says nothing about the child.
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # Normalised to 12 digits (YYYYMMDDNNNC). Only ever in request and response bodies.
+    personnummer: Mapped[str] = mapped_column(Text, unique=True)
+    coordination_number: Mapped[bool]
+    birth_date: Mapped[date]
+    protected_identity: Mapped[bool]
+    district: Mapped[str] = mapped_column(Text)
+
+
+class Placement(TimestampMixin, Base):
+    __tablename__ = "placement"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("child.id"), index=True)
+    district: Mapped[str] = mapped_column(Text)
+    form: Mapped[str] = mapped_column(Text)
+    variants: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    legal_basis: Mapped[str] = mapped_column(Text)
+    duration: Mapped[str] = mapped_column(Text)
+    start_date: Mapped[date]
+    planned_end_date: Mapped[date | None]
+    # The day the child left; the placement covers [start_date, end_date).
+    end_date: Mapped[date | None]
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    school_change: Mapped[bool]
+    caseworker: Mapped[str | None] = mapped_column(Text)
+    # Where the child lives. Never in an event, a log line or a report.
+    location: Mapped[str | None] = mapped_column(Text)
+    previous_placement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("placement.id"))
+    # Bumped on every change and carried in events, so consumers can drop stale ones.
+    version: Mapped[int] = mapped_column(server_default=text("1"))
+
+    __table_args__ = (
+        CheckConstraint("end_date IS NULL OR end_date >= start_date", name="end_not_before_start"),
+        CheckConstraint("(end_date IS NULL) = (end_reason IS NULL)", name="end_has_reason"),
+        # Two placements of one child may not overlap in time; the database enforces it
+        # so that two concurrent requests cannot both slip past the route's own check.
+        ExcludeConstraint(
+            (text("child_id"), "="),
+            (text("daterange(start_date, end_date, '[)')"), "&&"),
+            name="placement_no_overlap",
+            using="gist",
+        ),
+        Index("ix_placement_district_form", "district", "form"),
+        Index("ix_placement_dates", "start_date", "end_date"),
+    )
+
+
+outbox = Outbox(outbox_table(Base.metadata), source="/obruten/placement")

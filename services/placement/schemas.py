@@ -1,0 +1,140 @@
+"""Request and response bodies of the placement API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.placement.events import Duration, EndReason, Variant
+from shared.vocabulary import LegalBasis, PlacementForm
+
+
+
+class ChildCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    personnummer: str = Field(
+        description="Personnummer or samordningsnummer, 10 or 12 digits, with or without separator.",
+        examples=["20150312-2383"],
+        max_length=13,
+    )
+    district: str = Field(description="Responsible district, as configured.", max_length=100)
+    protected_identity: bool = False
+
+
+class ChildUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    district: str | None = Field(default=None, max_length=100)
+    protected_identity: bool | None = None
+
+
+class ChildLookup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    personnummer: str = Field(max_length=13)
+
+
+class ChildOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    personnummer: str
+    coordination_number: bool
+    birth_date: date
+    protected_identity: bool
+    district: str
+    created_at: datetime
+
+
+class PlacementFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    district: str = Field(max_length=100)
+    form: PlacementForm
+    variants: list[Variant] = Field(default_factory=list, max_length=len(Variant))
+    legal_basis: LegalBasis
+    duration: Duration = Duration.temporary
+    start_date: date
+    planned_end_date: date | None = None
+    school_change: bool = Field(description="Whether the placement means the child changes school.")
+    caseworker: str | None = Field(default=None, max_length=200, description="The responsible caseworker's user id.")
+    location: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Where the child lives (home or institution and municipality). Never published in events.",
+    )
+
+
+class PlacementCreate(PlacementFields):
+    child_id: uuid.UUID
+
+
+class PlacementUpdate(BaseModel):
+    """Corrections to an active placement. Omitted fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    form: PlacementForm | None = None
+    variants: list[Variant] | None = Field(default=None, max_length=len(Variant))
+    legal_basis: LegalBasis | None = None
+    duration: Duration | None = None
+    start_date: date | None = None
+    planned_end_date: date | None = None
+    school_change: bool | None = None
+    caseworker: str | None = Field(default=None, max_length=200)
+    location: str | None = Field(default=None, max_length=500)
+
+
+class PlacementEnd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    end_date: date = Field(description="The day the child left the placement.")
+    end_reason: EndReason
+
+
+class PlacementMove(BaseModel):
+    """End the current placement and start the next one in one transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    move_date: date = Field(description="The day the child leaves the old placement and starts the new one.")
+    end_reason: EndReason = EndReason.moved
+    next: PlacementFields = Field(description="The new placement; its start_date must equal move_date.")
+
+
+class PlacementOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    child_id: uuid.UUID
+    district: str
+    form: PlacementForm
+    variants: list[Variant]
+    legal_basis: LegalBasis
+    duration: Duration
+    start_date: date
+    planned_end_date: date | None
+    end_date: date | None
+    end_reason: EndReason | None
+    school_change: bool
+    caseworker: str | None
+    location: str | None
+    previous_placement_id: uuid.UUID | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PlacementMoveOut(BaseModel):
+    ended: PlacementOut
+    started: PlacementOut
+
+
+class PlacementPage(BaseModel):
+    items: list[PlacementOut]
+    total: int
+    limit: int
+    offset: int

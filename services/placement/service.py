@@ -1,0 +1,303 @@
+"""Placement rules: what may be recorded, and the events each change announces.
+
+Functions take the request's session and never commit: the caller's transaction holds the
+record and its outbox row together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+from personnummer.personnummer import Personnummer, PersonnummerException
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.placement import schemas
+from services.placement.events import (
+    PLACEMENT_CHANGED,
+    PLACEMENT_ENDED,
+    PLACEMENT_STARTED,
+    PlacementSnapshot,
+)
+from services.placement.models import Child, Placement, outbox
+from shared.clock import Clock
+from shared.errors import Problem, invalid, not_found
+from shared.events import EventType
+from shared.settings import Settings
+
+
+def parse_personnummer(raw: str, *, today: date, field: str = "body.personnummer") -> tuple[str, date, bool]:
+    """Normalised 12-digit number, birth date, and whether it is a samordningsnummer."""
+    cleaned = raw.strip()
+    try:
+        pnr = Personnummer(cleaned)
+    except PersonnummerException:
+        # Never echo the number back: the reason is enough to correct it.
+        raise invalid(field, "not a valid personnummer or samordningsnummer (format, date or check digit)") from None
+    birth = pnr.get_date()
+    if birth > today:
+        raise invalid(field, "the birth date in the number lies in the future")
+    return pnr.format(long_format=True), birth, pnr.is_coordination_number()
+
+
+def check_district(settings: Settings, district: str, field: str) -> None:
+    if district not in settings.districts:
+        raise invalid(field, f"unknown district; expected one of: {', '.join(settings.districts)}")
+
+
+async def create_child(
+    session: AsyncSession, body: schemas.ChildCreate, *, settings: Settings, clock: Clock
+) -> Child:
+    number, birth, coordination = parse_personnummer(body.personnummer, today=clock.today())
+    check_district(settings, body.district, "body.district")
+    existing = await session.scalar(select(Child.id).where(Child.personnummer == number))
+    if existing is not None:
+        raise Problem(
+            409, "child-exists", "Child already registered",
+            "A child with this personnummer is already registered; use its id.",
+            field="body.personnummer", existing_id=str(existing),
+        )
+    child = Child(
+        id=uuid.uuid4(),
+        personnummer=number,
+        coordination_number=coordination,
+        birth_date=birth,
+        protected_identity=body.protected_identity,
+        district=body.district,
+    )
+    session.add(child)
+    await session.flush()
+    return child
+
+
+async def find_child(session: AsyncSession, personnummer: str, *, clock: Clock) -> Child:
+    number, _, _ = parse_personnummer(personnummer, today=clock.today())
+    child = await session.scalar(select(Child).where(Child.personnummer == number))
+    if child is None:
+        raise not_found("child")
+    return child
+
+
+async def get_child(session: AsyncSession, child_id: uuid.UUID) -> Child:
+    child = await session.get(Child, child_id)
+    if child is None:
+        raise not_found("child")
+    return child
+
+
+async def update_child(
+    session: AsyncSession, child: Child, body: schemas.ChildUpdate, *, settings: Settings, clock: Clock
+) -> Child:
+    if body.district is not None:
+        check_district(settings, body.district, "body.district")
+        child.district = body.district
+    if body.protected_identity is not None and body.protected_identity != child.protected_identity:
+        child.protected_identity = body.protected_identity
+        # Consumers must learn the flag at once: re-announce the child's active placement.
+        for placement in await session.scalars(
+            select(Placement).where(Placement.child_id == child.id, Placement.end_date.is_(None))
+        ):
+            placement.version += 1
+            await _emit(session, PLACEMENT_CHANGED, placement, child, clock)
+    await session.flush()
+    return child
+
+
+async def get_placement(session: AsyncSession, placement_id: uuid.UUID, *, for_update: bool = False) -> Placement:
+    stmt = select(Placement).where(Placement.id == placement_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    placement = await session.scalar(stmt)
+    if placement is None:
+        raise not_found("placement")
+    return placement
+
+
+def _check_dates(
+    child: Child, start: date, planned_end: date | None, *, settings: Settings, clock: Clock, prefix: str
+) -> None:
+    today = clock.today()
+    if start > today + timedelta(days=settings.max_future_start_days):
+        raise invalid(f"{prefix}start_date", f"more than {settings.max_future_start_days} days in the future")
+    if start < child.birth_date:
+        raise invalid(f"{prefix}start_date", "before the child's birth date")
+    limit = child.birth_date.replace(year=child.birth_date.year + settings.max_age_at_placement)
+    if start >= limit:
+        raise invalid(
+            f"{prefix}start_date", f"the child is {settings.max_age_at_placement} or older on that date; care covers ages 0-20"
+        )
+    if planned_end is not None and planned_end < start:
+        raise invalid(f"{prefix}planned_end_date", "before start_date")
+
+
+async def _check_no_overlap(
+    session: AsyncSession, child_id: uuid.UUID, start: date, *, field: str, ignore: uuid.UUID | None = None
+) -> None:
+    stmt = select(Placement.id, Placement.start_date, Placement.end_date).where(
+        Placement.child_id == child_id,
+        or_(Placement.end_date.is_(None), Placement.end_date > start),
+    )
+    if ignore is not None:
+        stmt = stmt.where(Placement.id != ignore)
+    clash = (await session.execute(stmt.limit(1))).first()
+    if clash is not None:
+        raise Problem(
+            409, "placement-overlap", "Overlapping placement",
+            "The child has a placement that overlaps this one; end it or move the child "
+            f"(POST /v1/placements/{clash.id}/end or /move) first.",
+            field=field, conflicting_placement_id=str(clash.id),
+        )
+
+
+async def create_placement(
+    session: AsyncSession,
+    child_id: uuid.UUID,
+    body: schemas.PlacementFields,
+    *,
+    settings: Settings,
+    clock: Clock,
+    previous: Placement | None = None,
+    prefix: str = "body.",
+) -> Placement:
+    child = await session.scalar(select(Child).where(Child.id == child_id).with_for_update())
+    if child is None:
+        raise Problem(404, "not-found", "Child not found", "No child with that id.", field="body.child_id")
+    check_district(settings, body.district, f"{prefix}district")
+    _check_dates(child, body.start_date, body.planned_end_date, settings=settings, clock=clock, prefix=prefix)
+    await _check_no_overlap(session, child.id, body.start_date, field=f"{prefix}start_date")
+    placement = Placement(
+        id=uuid.uuid4(),
+        child_id=child.id,
+        district=body.district,
+        form=body.form.value,
+        variants=sorted({v.value for v in body.variants}),
+        legal_basis=body.legal_basis.value,
+        duration=body.duration.value,
+        start_date=body.start_date,
+        planned_end_date=body.planned_end_date,
+        school_change=body.school_change,
+        caseworker=body.caseworker,
+        location=body.location,
+        previous_placement_id=previous.id if previous else None,
+        version=1,
+    )
+    session.add(placement)
+    await session.flush()
+    await _emit(session, PLACEMENT_STARTED, placement, child, clock)
+    return placement
+
+
+async def update_placement(
+    session: AsyncSession, placement: Placement, body: schemas.PlacementUpdate, *, settings: Settings, clock: Clock
+) -> Placement:
+    if placement.end_date is not None:
+        raise Problem(409, "placement-ended", "Placement has ended", "An ended placement cannot be changed.")
+    child = await get_child(session, placement.child_id)
+    changes = body.model_dump(exclude_unset=True)
+    for key in ("form", "legal_basis", "duration", "school_change"):
+        if key in changes and changes[key] is None:
+            raise invalid(f"body.{key}", "may not be null")
+    start = changes.get("start_date") or placement.start_date
+    planned_end = changes["planned_end_date"] if "planned_end_date" in changes else placement.planned_end_date
+    _check_dates(child, start, planned_end, settings=settings, clock=clock, prefix="body.")
+    if start != placement.start_date:
+        await _check_no_overlap(session, child.id, start, field="body.start_date", ignore=placement.id)
+    if not changes:
+        return placement
+    for key, value in changes.items():
+        if key == "variants":
+            value = sorted({v for v in (value or [])})
+        setattr(placement, key, value.value if hasattr(value, "value") else value)
+    placement.version += 1
+    await session.flush()
+    await _emit(session, PLACEMENT_CHANGED, placement, child, clock)
+    return placement
+
+
+async def end_placement(
+    session: AsyncSession, placement: Placement, body: schemas.PlacementEnd, *, clock: Clock, field: str = "body.end_date"
+) -> Placement:
+    if placement.end_date is not None:
+        raise Problem(409, "placement-ended", "Placement has already ended", f"It ended on {placement.end_date}.")
+    if body.end_date < placement.start_date:
+        raise invalid(field, f"before the placement's start_date ({placement.start_date})")
+    if body.end_date > clock.today():
+        raise invalid(field, "in the future; record the end when it has happened")
+    child = await get_child(session, placement.child_id)
+    placement.end_date = body.end_date
+    placement.end_reason = body.end_reason.value
+    placement.version += 1
+    await session.flush()
+    await _emit(session, PLACEMENT_ENDED, placement, child, clock)
+    return placement
+
+
+async def move_placement(
+    session: AsyncSession, placement: Placement, body: schemas.PlacementMove, *, settings: Settings, clock: Clock
+) -> tuple[Placement, Placement]:
+    if body.next.start_date != body.move_date:
+        raise invalid("body.next.start_date", "must equal move_date: the new placement starts the day the old one ends")
+    ended = await end_placement(
+        session, placement, schemas.PlacementEnd(end_date=body.move_date, end_reason=body.end_reason),
+        clock=clock, field="body.move_date",
+    )
+    started = await create_placement(
+        session, placement.child_id, body.next, settings=settings, clock=clock, previous=ended, prefix="body.next."
+    )
+    return ended, started
+
+
+def list_query(
+    *,
+    district: str | None,
+    form: str | None,
+    active_on: date | None,
+    child_id: uuid.UUID | None,
+) -> Select[tuple[Placement]]:
+    stmt = select(Placement)
+    if district is not None:
+        stmt = stmt.where(Placement.district == district)
+    if form is not None:
+        stmt = stmt.where(Placement.form == form)
+    if child_id is not None:
+        stmt = stmt.where(Placement.child_id == child_id)
+    if active_on is not None:
+        stmt = stmt.where(
+            Placement.start_date <= active_on,
+            or_(Placement.end_date.is_(None), Placement.end_date > active_on),
+        )
+    return stmt
+
+
+async def list_placements(
+    session: AsyncSession, stmt: Select[tuple[Placement]], *, limit: int, offset: int
+) -> tuple[list[Placement], int]:
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = await session.scalars(stmt.order_by(Placement.start_date.desc(), Placement.id).limit(limit).offset(offset))
+    return list(rows), int(total or 0)
+
+
+def snapshot(placement: Placement, child: Child) -> PlacementSnapshot:
+    return PlacementSnapshot(
+        placement_id=placement.id,
+        child_id=placement.child_id,
+        version=placement.version,
+        district=placement.district,
+        form=placement.form,  # type: ignore[arg-type]
+        variants=placement.variants,  # type: ignore[arg-type]
+        legal_basis=placement.legal_basis,  # type: ignore[arg-type]
+        duration=placement.duration,  # type: ignore[arg-type]
+        start_date=placement.start_date,
+        planned_end_date=placement.planned_end_date,
+        end_date=placement.end_date,
+        end_reason=placement.end_reason,  # type: ignore[arg-type]
+        school_change=placement.school_change,
+        child_birth_date=child.birth_date,
+        protected_identity=child.protected_identity or placement.form == "skyddat_boende",
+        previous_placement_id=placement.previous_placement_id,
+    )
+
+
+async def _emit(session: AsyncSession, etype: EventType, placement: Placement, child: Child, clock: Clock) -> None:
+    await outbox.add(session, etype, subject=str(child.id), data=snapshot(placement, child), time=clock.now())

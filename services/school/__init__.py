@@ -1,0 +1,1 @@
+"""School service: school plans, school starts and school ends of placed children."""

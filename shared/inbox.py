@@ -1,0 +1,196 @@
+"""Idempotent consumers: each processed event id is recorded in the same transaction as
+its effect, so a redelivered event changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
+from pydantic import ValidationError
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.events import REGISTRY, TOPIC_DEADLETTER, TOPICS, CloudEvent
+from shared.kafka import ensure_topics, make_producer
+from shared.settings import Settings
+
+log = logging.getLogger("obruten.inbox")
+
+Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+
+
+class PoisonEvent(Exception):
+    """Raised by a handler for an event that can never be applied (it is dead-lettered)."""
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        # CloudEvents makes source + id unique.
+        Column("source", Text, primary_key=True),
+        Column("event_id", Text, primary_key=True),
+        Column("type", Text, nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+async def claim(session: AsyncSession, table: Table, event: CloudEvent) -> bool:
+    """Record the event as processed; False when it already was (a redelivery)."""
+    result = await session.execute(
+        insert(table)
+        .values(source=event.source, event_id=event.id, type=event.type)
+        .on_conflict_do_nothing()
+        .returning(table.c.event_id)
+    )
+    return result.first() is not None
+
+
+class EventConsumer:
+    """Consumes topics into a service's database, at least once, applying each event once.
+
+    Offsets are committed by hand after the effect's transaction commits (the default
+    auto-commit would make it at-most-once). A CommitFailedError after a rebalance is
+    harmless: the next owner redelivers and the inbox absorbs it.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        group_id: str,
+        topics: Sequence[str],
+        sessionmaker: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        handler: Handler,
+    ) -> None:
+        self.settings = settings
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.sessionmaker = sessionmaker
+        self.inbox = inbox
+        self.handler = handler
+        self.processed = 0
+        self.dead_lettered = 0
+        self._producer: AIOKafkaProducer | None = None
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            consumer: AIOKafkaConsumer | None = None
+            try:
+                await ensure_topics(self.settings, TOPICS)
+                consumer = AIOKafkaConsumer(
+                    *(self.settings.topic(t) for t in self.topics),
+                    bootstrap_servers=self.settings.kafka_servers(),
+                    group_id=self.settings.topic(self.group_id),
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_poll_interval_ms=300_000,
+                )
+                await consumer.start()
+                backoff = 0.5
+                while True:
+                    batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                    for tp, records in batches.items():
+                        for record in records:
+                            await self._process(record)
+                        await self._commit(consumer, tp, records[-1].offset + 1)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep consuming through outages
+                log.warning("consumer failed; restarting", extra={"group": self.group_id, "error": repr(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            finally:
+                if consumer is not None:
+                    try:
+                        await asyncio.wait_for(consumer.stop(), 5)
+                    except Exception:  # noqa: BLE001
+                        pass
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        try:
+            await consumer.commit({tp: offset})
+        except CommitFailedError:
+            log.info("offset commit lost to a rebalance; redelivery is absorbed by the inbox")
+
+    def _parse(self, record: ConsumerRecord[bytes, bytes]) -> CloudEvent:
+        if record.value is None:
+            raise PoisonEvent("empty message")
+        try:
+            raw = json.loads(record.value)
+        except ValueError as exc:
+            raise PoisonEvent(f"not JSON: {exc}") from exc
+        try:
+            event = CloudEvent.model_validate(raw)
+        except ValidationError as exc:
+            raise PoisonEvent(f"not a CloudEvent: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from exc
+        etype = REGISTRY.get(event.type)
+        if etype is None:
+            raise PoisonEvent(f"unknown event type {event.type}")
+        try:
+            etype.parse(event)
+        except ValidationError as exc:
+            raise PoisonEvent(f"invalid data: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from exc
+        return event
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            event = self._parse(record)
+        except PoisonEvent as exc:
+            await self._dead_letter(record, str(exc))
+            return
+        backoff = 0.2
+        while True:
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    if await claim(session, self.inbox, event):
+                        await self.handler(session, event)
+                self.processed += 1
+                return
+            except PoisonEvent as exc:
+                await self._dead_letter(record, str(exc))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the database may be away; never skip an event
+                log.warning(
+                    "event not applied; retrying",
+                    extra={"event_id": event.id, "type": event.type, "error": repr(exc), "retry_in": backoff},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        self.dead_lettered += 1
+        log.error(
+            "event dead-lettered",
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason},
+        )
+        if self._producer is None:
+            self._producer = make_producer(self.settings)
+            await self._producer.start()
+        headers: list[tuple[str, bytes]] = [
+            ("obruten-reason", reason.encode()[:1000]),
+            ("obruten-consumer-group", self.group_id.encode()),
+            ("obruten-original-topic", record.topic.encode()),
+            ("obruten-original-partition", str(record.partition).encode()),
+            ("obruten-original-offset", str(record.offset).encode()),
+        ]
+        await self._producer.send_and_wait(self.settings.topic(TOPIC_DEADLETTER), value=record.value, key=record.key, headers=headers)
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+
+def event_data(event: CloudEvent) -> Any:
+    """The event's payload as its declared pydantic model."""
+    return REGISTRY[event.type].parse(event)

@@ -1,0 +1,53 @@
+"""Kafka clients configured one way for every service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.settings import Settings
+
+log = logging.getLogger("obruten.kafka")
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    # acks="all": an event counts as published only once every in-sync replica has it.
+    # The idempotent producer is left off because the embedded broker lacks it; duplicates
+    # from retries are absorbed by the consumers' inbox (they de-duplicate on event id).
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_servers(),
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        request_timeout_ms=10_000,
+        retry_backoff_ms=200,
+    )
+
+
+async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
+    """Create the (prefixed) topics that do not exist yet; production brokers often
+    disable auto-creation."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_servers(), request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [settings.topic(t) for t in topics if settings.topic(t) not in existing]
+        if not missing:
+            return
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(t, num_partitions=settings.kafka_topic_partitions,
+                             replication_factor=settings.kafka_replication_factor)
+                    for t in missing
+                ]
+            )
+        except TopicAlreadyExistsError:
+            pass  # another service created it first
+        log.info("topics created", extra={"topics": missing})
+    finally:
+        await admin.close()

@@ -1,0 +1,141 @@
+"""Test fixtures: a real PostgreSQL and a real Kafka-protocol broker, started by the session.
+
+OBRUTEN_TEST_DATABASE_URL and OBRUTEN_TEST_KAFKA_BOOTSTRAP_SERVERS point the tests at
+existing servers instead; each session uses its own databases and topic prefix on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from shared.auth import generate_keypair
+from shared.clock import STOCKHOLM, FixedClock
+from shared.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from shared.events import TOPICS
+from shared.kafka import ensure_topics
+from shared.migrate import _asyncpg_dsn, prepare_database
+from shared.runner import available_services
+from shared.settings import Settings
+from tests.support import Tokens
+
+SERVICES = available_services()
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("OBRUTEN_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True)
+    try:
+        yield server.url()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("OBRUTEN_TEST_KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    b = EmbeddedBroker("127.0.0.1", free_port(), log_file=tmp_path_factory.mktemp("broker") / "broker.log")
+    b.start()
+    try:
+        yield b.bootstrap
+    finally:
+        b.stop()
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return generate_keypair(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="session")
+def base_settings(pg_url: str, broker: str, keys: tuple[Path, Path]) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    return Settings(
+        database_url=pg_url,
+        database_prefix=f"obruten_test_{run}_",
+        kafka_bootstrap_servers=broker,
+        kafka_topic_prefix=f"t{run}.",
+        kafka_topic_partitions=3,
+        jwt_public_key_file=keys[1],
+        jwt_private_key_file=keys[0],
+        outbox_poll_interval_seconds=0.2,
+        database_pool_size=5,
+    )
+
+
+@pytest.fixture(scope="session")
+async def migrated(base_settings: Settings) -> Settings:
+    for service in SERVICES:
+        await prepare_database(service, base_settings.service_database_url(service))
+    return base_settings
+
+
+@pytest.fixture
+async def settings(migrated: Settings) -> AsyncIterator[Settings]:
+    """Clean tables and fresh topics for every test."""
+    for service in SERVICES:
+        conn = await asyncpg.connect(**_asyncpg_dsn(migrated.service_database_url(service)))  # type: ignore[arg-type]
+        try:
+            tables = await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+            if tables:
+                await conn.execute("TRUNCATE " + ", ".join(f'"{t["tablename"]}"' for t in tables) + " CASCADE")
+        finally:
+            await conn.close()
+    settings = migrated.model_copy(update={"kafka_topic_prefix": f"{migrated.kafka_topic_prefix}{uuid.uuid4().hex[:6]}."})
+    await ensure_topics(settings, TOPICS)
+    yield settings
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2025, 9, 1, 12, 0, tzinfo=STOCKHOLM))
+
+
+@pytest.fixture
+def tokens(keys: tuple[Path, Path], base_settings: Settings) -> Tokens:
+    return Tokens(keys[0], base_settings)
+
+
+ServiceFactory = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def service_client(settings: Settings, clock: FixedClock, tokens: Tokens) -> ServiceFactory:
+    """Start a service in process (with its relay and consumers) and talk HTTP to it."""
+
+    @contextlib.asynccontextmanager
+    async def start(
+        name: str, *, role: str = "admin", district: str | None = None, settings_override: dict[str, Any] | None = None
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        import importlib
+
+        s = settings.model_copy(update=settings_override or {})
+        app = importlib.import_module(f"services.{name}.app").create_app(s, clock)
+        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url=f"http://{name}", headers=tokens.headers(role, district=district)
+            ) as client:
+                client.app = app  # type: ignore[attr-defined]
+                yield client
+
+    return start
