@@ -19,7 +19,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from shared.auth import generate_keypair
+from shared.auth import generate_keypair, mint_token
 from shared.clock import STOCKHOLM, FixedClock
 from shared.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from shared.events import TOPICS
@@ -67,7 +67,10 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def base_settings(pg_url: str, broker: str, keys: tuple[Path, Path]) -> Settings:
     run = uuid.uuid4().hex[:8]
+    service_token = mint_token(keys[0].read_bytes(), subject="service:test", roles=["service"],
+                               issuer="obruten-local", audience="obruten", ttl_seconds=24 * 3600)
     return Settings(
+        service_token=service_token,
         database_url=pg_url,
         database_prefix=f"obruten_test_{run}_",
         kafka_bootstrap_servers=broker,
@@ -137,5 +140,35 @@ def service_client(settings: Settings, clock: FixedClock, tokens: Tokens) -> Ser
             ) as client:
                 client.app = app  # type: ignore[attr-defined]
                 yield client
+
+    return start
+
+
+@pytest.fixture
+def live_service(settings: Settings, clock: FixedClock) -> Callable[..., contextlib.AbstractAsyncContextManager[str]]:
+    """Run a service under uvicorn on a free port, for calls that cross a real connection
+    (one service asking another over HTTP). Yields its base URL."""
+
+    @contextlib.asynccontextmanager
+    async def start(name: str, *, settings_override: dict[str, Any] | None = None) -> AsyncIterator[str]:
+        import asyncio
+        import importlib
+
+        import uvicorn
+
+        port = free_port()
+        s = settings.model_copy(update={**(settings_override or {}), f"{name}_port": port})
+        app = importlib.import_module(f"services.{name}.app").create_app(s, clock)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task
 
     return start

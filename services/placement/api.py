@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Query, status
 
 from services.placement import schemas, service
+from services.placement.events import PlacementSnapshot
 from shared.app import SettingsDep, v1_router
 from shared.auth import PrincipalDep, Role, require_roles
 from shared.clock import ClockDep
@@ -125,3 +126,13 @@ async def move_placement(
     return schemas.PlacementMoveOut(
         ended=schemas.PlacementOut.model_validate(ended), started=schemas.PlacementOut.model_validate(started)
     )
+
+
+@router.get("/placements/{placement_id}/snapshot", response_model=PlacementSnapshot, tags=["placements"],
+            dependencies=[READ])
+async def placement_snapshot(placement_id: uuid.UUID, session: SessionDep) -> PlacementSnapshot:
+    """The placement as its events describe it (no location, no caseworker): what the other
+    services store when they need a placement they have not yet seen on the bus."""
+    placement = await service.get_placement(session, placement_id)
+    child = await service.get_child(session, placement.child_id)
+    return service.snapshot(placement, child)
