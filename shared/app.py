@@ -130,7 +130,10 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
         checks = {"database": await _database_ok(request.app.state.sessionmaker), "broker": await _broker_ok(settings)}
         ok = all(checks.values())
         return JSONResponse(
-            {"status": "ready" if ok else "unavailable", "checks": {k: "ok" if v else "down" for k, v in checks.items()}},
+            {
+                "status": "ready" if ok else "unavailable",
+                "checks": {k: "ok" if v else "down" for k, v in checks.items()},
+            },
             status_code=200 if ok else 503,
         )
 
@@ -154,7 +157,7 @@ async def _database_ok(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
         async with sessionmaker() as session:
             await asyncio.wait_for(session.execute(text("SELECT 1")), 3)
         return True
-    except Exception:  # noqa: BLE001 - any failure means not ready
+    except Exception:
         return False
 
 

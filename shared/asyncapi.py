@@ -60,7 +60,10 @@ def build_document() -> dict[str, Any]:
                         "properties": {
                             "type": {"const": etype.type},
                             "dataschema": {"const": etype.dataschema},
-                            "subject": {"type": "string", "description": "The child's pseudonymous id (the Kafka key)."},
+                            "subject": {
+                                "type": "string",
+                                "description": "The child's pseudonymous id (the Kafka key).",
+                            },
                             "data": {"$ref": f"#/components/schemas/{etype.data_model.__name__}"},
                         },
                     },

@@ -119,9 +119,7 @@ def generate_keypair(directory: Path) -> tuple[Path, Path]:
         )
         private_path.chmod(0o600)
         public_path.write_bytes(
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
     return private_path, public_path
 

@@ -50,8 +50,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.district and args.district not in settings.districts:
             print(f"unknown district {args.district!r}", file=sys.stderr)
             return 2
-        print(mint_token(Path(key_file).read_bytes(), subject=args.subject, roles=args.role, district=args.district,
-                         issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_seconds=args.ttl))
+        print(
+            mint_token(
+                Path(key_file).read_bytes(),
+                subject=args.subject,
+                roles=args.role,
+                district=args.district,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                ttl_seconds=args.ttl,
+            )
+        )
         return 0
     if args.command == "asyncapi":
         from shared.asyncapi import build_document
@@ -72,8 +81,14 @@ def _serve(settings: Settings, service: str, *, migrate: bool) -> int:
 
         asyncio.run(prepare_database(service, settings.service_database_url(service)))
     app = importlib.import_module(f"services.{service}.app").create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.service_port(service), log_config=None,
-                proxy_headers=True, server_header=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.service_port(service),
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+    )
     return 0
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Protocol
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,7 @@ class SystemClock:
         self.tz = tz
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def today(self) -> date:
         # Dates of placements and school starts are local dates in the municipality.

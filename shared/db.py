@@ -25,15 +25,25 @@ NAMING_CONVENTION = {
 }
 
 
-def make_base() -> type[DeclarativeBase]:
-    """A declarative base with its own MetaData: each service owns its own tables."""
+class ServiceBase:
+    """Mixed into each service's own declarative base: each service owns its tables, so
+    each has its own MetaData (see service_metadata), but all are configured alike."""
 
-    class Base(DeclarativeBase):
-        metadata = MetaData(naming_convention=NAMING_CONVENTION)
-        type_annotation_map = {datetime: DateTime(timezone=True)}
-        # Fetch server-set columns (updated_at) with RETURNING after an UPDATE too, so a
-        # route can return the object without lazy IO, which async sessions forbid.
-        __mapper_args__ = {"eager_defaults": True}
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+    # Fetch server-set columns (updated_at) with RETURNING after an UPDATE too, so a
+    # route can return the object without lazy IO, which async sessions forbid.
+    __mapper_args__ = {"eager_defaults": True}
+
+
+def service_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def make_base() -> type[DeclarativeBase]:
+    """Deprecated spelling of `class Base(ServiceBase, DeclarativeBase): metadata = service_metadata()`."""
+
+    class Base(ServiceBase, DeclarativeBase):
+        metadata = service_metadata()
 
     return Base
 

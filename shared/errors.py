@@ -109,8 +109,12 @@ def install_error_handlers(app: FastAPI) -> None:
         # Routes check what they can first; this is the race between two writers.
         log.info("integrity conflict", extra={"path": request.url.path, "constraint": _constraint(exc)})
         return problem_response(
-            409, "conflict", "Conflict", "The request conflicts with the current state; retry after reading it.",
-            request.url.path, constraint=_constraint(exc),
+            409,
+            "conflict",
+            "Conflict",
+            "The request conflicts with the current state; retry after reading it.",
+            request.url.path,
+            constraint=_constraint(exc),
         )
 
     @app.exception_handler(OperationalError)
@@ -120,7 +124,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
         return problem_response(
-            503, "unavailable", "Service unavailable", "The database is unreachable; nothing was written. Retry later.",
+            503,
+            "unavailable",
+            "Service unavailable",
+            "The database is unreachable; nothing was written. Retry later.",
             request.url.path,
         )
 

@@ -7,6 +7,7 @@ the outbox refuses to write an event type that is not in it.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,7 +52,7 @@ class EventData(BaseModel):
 class EventType:
     type: str
     topic: str
-    data_model: type[EventData]
+    data_model: builtins.type[EventData]
     description: str
     version: int = 1
 
@@ -66,9 +67,7 @@ class EventType:
 REGISTRY: dict[str, EventType] = {}
 
 
-def event_type(
-    type: str, topic: str, data_model: type[EventData], description: str, version: int = 1
-) -> EventType:
+def event_type(type: str, topic: str, data_model: type[EventData], description: str, version: int = 1) -> EventType:
     if type in REGISTRY and REGISTRY[type].data_model is not data_model:
         raise RuntimeError(f"event type {type} declared twice")
     et = EventType(type, topic, data_model, description, version)
@@ -76,9 +75,7 @@ def event_type(
     return et
 
 
-def make_event(
-    etype: EventType, *, source: str, subject: str, data: EventData, time: datetime
-) -> CloudEvent:
+def make_event(etype: EventType, *, source: str, subject: str, data: EventData, time: datetime) -> CloudEvent:
     if not isinstance(data, etype.data_model):
         raise TypeError(f"{etype.type} carries {etype.data_model.__name__}, not {type(data).__name__}")
     return CloudEvent(

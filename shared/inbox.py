@@ -104,7 +104,7 @@ class EventConsumer:
                         await self._commit(consumer, tp, records[-1].offset + 1)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - keep consuming through outages
+            except Exception as exc:
                 log.warning("consumer failed; restarting", extra={"group": self.group_id, "error": repr(exc)})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -112,7 +112,7 @@ class EventConsumer:
                 if consumer is not None:
                     try:
                         await asyncio.wait_for(consumer.stop(), 5)
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         pass
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
@@ -160,7 +160,7 @@ class EventConsumer:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the database may be away; never skip an event
+            except Exception as exc:
                 log.warning(
                     "event not applied; retrying",
                     extra={"event_id": event.id, "type": event.type, "error": repr(exc), "retry_in": backoff},
@@ -184,7 +184,9 @@ class EventConsumer:
             ("obruten-original-partition", str(record.partition).encode()),
             ("obruten-original-offset", str(record.offset).encode()),
         ]
-        await self._producer.send_and_wait(self.settings.topic(TOPIC_DEADLETTER), value=record.value, key=record.key, headers=headers)
+        await self._producer.send_and_wait(
+            self.settings.topic(TOPIC_DEADLETTER), value=record.value, key=record.key, headers=headers
+        )
 
     async def close(self) -> None:
         if self._producer is not None:

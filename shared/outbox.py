@@ -137,7 +137,7 @@ class OutboxRelay:
         if producer is not None:
             try:
                 await asyncio.wait_for(producer.stop(), 5)
-            except Exception:  # noqa: BLE001 - a broken producer is being thrown away anyway
+            except Exception:
                 pass
 
     async def publish_batch(self) -> int:
@@ -203,7 +203,7 @@ class OutboxRelay:
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the relay must outlive any outage
+            except Exception as exc:
                 log.warning("outbox relay failed; retrying", extra={"error": repr(exc), "retry_in": backoff})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)

@@ -61,12 +61,12 @@ async def upsert_placement(session: AsyncSession, table: Table, snapshot: Placem
     """Store the snapshot unless a newer version is already there; True when it was stored."""
     values = _row(snapshot)
     stmt = insert(table).values(**values)
-    stmt = stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=[table.c.placement_id],
         set_={**{k: stmt.excluded[k] for k in values if k != "placement_id"}, "updated_at": func.now()},
         where=table.c.version < stmt.excluded.version,
     ).returning(table.c.placement_id)
-    return (await session.execute(stmt)).first() is not None
+    return (await session.execute(upsert)).first() is not None
 
 
 async def get_placement_view(session: AsyncSession, table: Table, placement_id: uuid.UUID) -> RowMapping | None:
@@ -94,14 +94,18 @@ class PlacementClient:
                     resp = await self.http.get(f"/v1/placements/{placement_id}/snapshot")
         except httpx.TransportError as exc:
             raise Problem(
-                503, "placement-service-unavailable", "Placement service unavailable",
+                503,
+                "placement-service-unavailable",
+                "Placement service unavailable",
                 "The placement is not known here yet and the placement service did not answer; retry later.",
             ) from exc
         if resp.status_code == 404:
             return None
         if resp.status_code != 200:
             raise Problem(
-                502, "placement-service-error", "Placement service error",
+                502,
+                "placement-service-error",
+                "Placement service error",
                 f"The placement service answered {resp.status_code} when asked for the placement.",
             )
         return PlacementSnapshot.model_validate(resp.json())

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from shared.auth import generate_keypair, mint_token
 from shared.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
-from shared.kafka import ensure_topics
 from shared.events import TOPICS
+from shared.kafka import ensure_topics
 from shared.migrate import prepare_database
 from shared.settings import SERVICE_NAMES, Settings
 
@@ -57,9 +57,13 @@ def run(settings: Settings) -> int:
             broker.start()
             env["OBRUTEN_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
             say(f"started a Kafka-protocol broker (tansu, in memory) on {broker.bootstrap}")
-        effective = Settings(**{**settings.model_dump(exclude_unset=True),
-                                "database_url": env.get("OBRUTEN_DATABASE_URL"),
-                                "kafka_bootstrap_servers": env.get("OBRUTEN_KAFKA_BOOTSTRAP_SERVERS")})
+        effective = Settings(
+            **{
+                **settings.model_dump(exclude_unset=True),
+                "database_url": env.get("OBRUTEN_DATABASE_URL"),
+                "kafka_bootstrap_servers": env.get("OBRUTEN_KAFKA_BOOTSTRAP_SERVERS"),
+            }
+        )
 
         services = available_services()
         asyncio.run(_prepare(effective, services))
@@ -70,8 +74,12 @@ def run(settings: Settings) -> int:
             env["OBRUTEN_JWT_PRIVATE_KEY_FILE"] = str(private)
             if not settings.service_token:
                 env["OBRUTEN_SERVICE_TOKEN"] = mint_token(
-                    private.read_bytes(), subject="service:obruten", roles=["service"],
-                    issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_seconds=30 * 24 * 3600,
+                    private.read_bytes(),
+                    subject="service:obruten",
+                    roles=["service"],
+                    issuer=settings.jwt_issuer,
+                    audience=settings.jwt_audience,
+                    ttl_seconds=30 * 24 * 3600,
                 )
 
         for name in services:
@@ -81,7 +89,9 @@ def run(settings: Settings) -> int:
             log = open(data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
             children[name] = subprocess.Popen(
                 [sys.executable, "-m", "shared.cli", "serve", name, "--skip-migrations"],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         _wait_listening(settings, children)
         for name in services:
@@ -89,10 +99,16 @@ def run(settings: Settings) -> int:
         say(f"logs in {data_dir / 'logs'}")
         if "OBRUTEN_JWT_PRIVATE_KEY_FILE" in env:
             token = mint_token(
-                Path(env["OBRUTEN_JWT_PRIVATE_KEY_FILE"]).read_bytes(), subject="dev-admin", roles=["admin"],
-                issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                Path(env["OBRUTEN_JWT_PRIVATE_KEY_FILE"]).read_bytes(),
+                subject="dev-admin",
+                roles=["admin"],
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
             )
-            say("a development token (role admin, 8 hours); `obruten token --role caseworker --district Farsta` mints others:")
+            say(
+                "a development token (role admin, 8 hours); "
+                "`obruten token --role caseworker --district Farsta` mints others:"
+            )
             print(token, flush=True)
         say("running; Ctrl-C stops everything")
         while not stopping:

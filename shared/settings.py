@@ -91,9 +91,7 @@ class Settings(BaseSettings):
                 "or start the suite with `obruten run`, which starts one."
             )
         url = make_url(self.database_url).set(drivername="postgresql+asyncpg")
-        return url.set(database=f"{self.database_prefix}{service}").render_as_string(
-            hide_password=False
-        )
+        return url.set(database=f"{self.database_prefix}{service}").render_as_string(hide_password=False)
 
     def topic(self, name: str) -> str:
         return f"{self.kafka_topic_prefix}{name}"

@@ -67,8 +67,14 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def base_settings(pg_url: str, broker: str, keys: tuple[Path, Path]) -> Settings:
     run = uuid.uuid4().hex[:8]
-    service_token = mint_token(keys[0].read_bytes(), subject="service:test", roles=["service"],
-                               issuer="obruten-local", audience="obruten", ttl_seconds=24 * 3600)
+    service_token = mint_token(
+        keys[0].read_bytes(),
+        subject="service:test",
+        roles=["service"],
+        issuer="obruten-local",
+        audience="obruten",
+        ttl_seconds=24 * 3600,
+    )
     return Settings(
         service_token=service_token,
         database_url=pg_url,
@@ -103,7 +109,9 @@ async def settings(migrated: Settings) -> AsyncIterator[Settings]:
                 await conn.execute("TRUNCATE " + ", ".join(f'"{t["tablename"]}"' for t in tables) + " CASCADE")
         finally:
             await conn.close()
-    settings = migrated.model_copy(update={"kafka_topic_prefix": f"{migrated.kafka_topic_prefix}{uuid.uuid4().hex[:6]}."})
+    settings = migrated.model_copy(
+        update={"kafka_topic_prefix": f"{migrated.kafka_topic_prefix}{uuid.uuid4().hex[:6]}."}
+    )
     await ensure_topics(settings, TOPICS)
     yield settings
 

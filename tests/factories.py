@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+
 def luhn_pnr(birth: date, serial: int) -> str:
     """A valid personnummer for `birth` with serial 000-999 (three digits)."""
     digits = f"{birth:%y%m%d}{serial:03d}"
@@ -16,7 +17,9 @@ def luhn_pnr(birth: date, serial: int) -> str:
     return f"{birth:%Y%m%d}-{serial:03d}{check}"
 
 
-def child_body(n: int = 0, *, district: str = "Farsta", protected: bool = False, birth: date | None = None) -> dict[str, Any]:
+def child_body(
+    n: int = 0, *, district: str = "Farsta", protected: bool = False, birth: date | None = None
+) -> dict[str, Any]:
     return {
         "personnummer": luhn_pnr(birth or date(2013, 4, 1 + n % 28), 100 + n),
         "district": district,
@@ -24,8 +27,15 @@ def child_body(n: int = 0, *, district: str = "Farsta", protected: bool = False,
     }
 
 
-def placement_body(child_id: str, *, start: date, district: str = "Farsta", form: str = "familjehem",
-                   school_change: bool = True, **extra: Any) -> dict[str, Any]:
+def placement_body(
+    child_id: str,
+    *,
+    start: date,
+    district: str = "Farsta",
+    form: str = "familjehem",
+    school_change: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
     return {
         "child_id": child_id,
         "district": district,

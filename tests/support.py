@@ -23,8 +23,15 @@ class Tokens:
         self.settings = settings
 
     def __call__(self, *roles: str, district: str | None = None, subject: str = "test-user", ttl: int = 3600) -> str:
-        return mint_token(self.key, subject=subject, roles=list(roles), district=district,
-                          issuer=self.settings.jwt_issuer, audience=self.settings.jwt_audience, ttl_seconds=ttl)
+        return mint_token(
+            self.key,
+            subject=subject,
+            roles=list(roles),
+            district=district,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            ttl_seconds=ttl,
+        )
 
     def headers(self, *roles: str, district: str | None = None, subject: str = "test-user") -> dict[str, str]:
         return {"Authorization": f"Bearer {self(*roles, district=district, subject=subject)}"}
@@ -48,7 +55,7 @@ class TopicTail:
             partitions = self.consumer.partitions_for_topic(self.topic)
             if partitions:
                 break
-            await self.consumer._client.force_metadata_update()  # noqa: SLF001 - wait for a new topic
+            await self.consumer._client.force_metadata_update()
             await asyncio.sleep(0.1)
         assert partitions, f"topic {self.topic} does not exist"
         tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]

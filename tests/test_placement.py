@@ -105,15 +105,18 @@ async def test_duplicate_child_is_a_conflict(service_client):
 
 async def test_unknown_district_and_form_are_named(service_client):
     async with service_client("placement") as client:
-        assert_problem(await client.post("/v1/children", json={**child_body(4), "district": "Gotham"}), 422,
-                       "body.district")
+        assert_problem(
+            await client.post("/v1/children", json={**child_body(4), "district": "Gotham"}), 422, "body.district"
+        )
         child_id = (await client.post("/v1/children", json=child_body(4))).json()["id"]
         assert_problem(
-            await client.post("/v1/placements", json=placement_body(child_id, start=DAY0, form="castle")), 422,
+            await client.post("/v1/placements", json=placement_body(child_id, start=DAY0, form="castle")),
+            422,
             "body.form",
         )
         assert_problem(
-            await client.post("/v1/placements", json=placement_body(child_id, start=DAY0, district="Gotham")), 422,
+            await client.post("/v1/placements", json=placement_body(child_id, start=DAY0, district="Gotham")),
+            422,
             "body.district",
         )
 
@@ -149,10 +152,12 @@ async def test_start_date_checks(service_client, clock):
     async with service_client("placement") as client:
         child_id = (await client.post("/v1/children", json=child_body(7))).json()["id"]
         far = clock.today() + timedelta(days=settings_max_future() + 1)
-        assert_problem(await client.post("/v1/placements", json=placement_body(child_id, start=far)), 422,
-                       "body.start_date")
         assert_problem(
-            await client.post("/v1/placements", json=placement_body(child_id, start=date(2010, 1, 1))), 422,
+            await client.post("/v1/placements", json=placement_body(child_id, start=far)), 422, "body.start_date"
+        )
+        assert_problem(
+            await client.post("/v1/placements", json=placement_body(child_id, start=date(2010, 1, 1))),
+            422,
             "body.start_date",
         )
         assert_problem(
@@ -174,8 +179,9 @@ async def test_unknown_ids_are_404(service_client):
         missing = "00000000-0000-4000-8000-000000000000"
         assert_problem(await client.get(f"/v1/children/{missing}"), 404)
         assert_problem(await client.get(f"/v1/placements/{missing}"), 404)
-        assert_problem(await client.post("/v1/placements", json=placement_body(missing, start=DAY0)), 404,
-                       "body.child_id")
+        assert_problem(
+            await client.post("/v1/placements", json=placement_body(missing, start=DAY0)), 404, "body.child_id"
+        )
         assert_problem(
             await client.post(f"/v1/placements/{missing}/end", json={"end_date": "2025-09-01", "end_reason": "other"}),
             404,
@@ -187,21 +193,29 @@ async def test_end_then_new_placement_and_events_in_order(service_client, settin
     async with TopicTail(settings.kafka_servers(), settings.topic(TOPIC_PLACEMENT)) as tail:
         async with service_client("placement") as client:
             child_id = (await client.post("/v1/children", json=child_body(8))).json()["id"]
-            p1 = (await client.post("/v1/placements", json=placement_body(child_id, start=DAY0 - timedelta(days=40)))).json()
-            ended = await client.post(f"/v1/placements/{p1['id']}/end",
-                                      json={"end_date": (DAY0 - timedelta(days=10)).isoformat(), "end_reason": "breakdown"})
+            p1 = (
+                await client.post("/v1/placements", json=placement_body(child_id, start=DAY0 - timedelta(days=40)))
+            ).json()
+            ended = await client.post(
+                f"/v1/placements/{p1['id']}/end",
+                json={"end_date": (DAY0 - timedelta(days=10)).isoformat(), "end_reason": "breakdown"},
+            )
             assert ended.status_code == 200, ended.text
             assert ended.json()["version"] == 2
-            again = await client.post(f"/v1/placements/{p1['id']}/end",
-                                      json={"end_date": DAY0.isoformat(), "end_reason": "other"})
+            again = await client.post(
+                f"/v1/placements/{p1['id']}/end", json={"end_date": DAY0.isoformat(), "end_reason": "other"}
+            )
             assert_problem(again, 409)
-            p2 = await client.post("/v1/placements", json=placement_body(child_id, start=DAY0 - timedelta(days=10),
-                                                                          form="hvb"))
+            p2 = await client.post(
+                "/v1/placements", json=placement_body(child_id, start=DAY0 - timedelta(days=10), form="hvb")
+            )
             assert p2.status_code == 201, p2.text
             await tail.collect(3)
     events = tail.events()
     assert [e["type"] for e in events] == [
-        "obruten.placement.started", "obruten.placement.ended", "obruten.placement.started",
+        "obruten.placement.started",
+        "obruten.placement.ended",
+        "obruten.placement.started",
     ]
     assert events[1]["data"]["end_reason"] == "breakdown" and events[1]["data"]["version"] == 2
 
@@ -209,21 +223,27 @@ async def test_end_then_new_placement_and_events_in_order(service_client, settin
 async def test_move_ends_and_starts_atomically(service_client, settings):
     async with service_client("placement") as client:
         child_id = (await client.post("/v1/children", json=child_body(9))).json()["id"]
-        p1 = (await client.post("/v1/placements", json=placement_body(child_id, start=DAY0 - timedelta(days=20),
-                                                                       form="jourhem"))).json()
+        p1 = (
+            await client.post(
+                "/v1/placements", json=placement_body(child_id, start=DAY0 - timedelta(days=20), form="jourhem")
+            )
+        ).json()
         move_day = DAY0 - timedelta(days=5)
         bad = await client.post(
             f"/v1/placements/{p1['id']}/move",
-            json={"move_date": move_day.isoformat(),
-                  "next": {**placement_body(child_id, start=move_day, district="Atlantis"), "child_id": None}},
+            json={
+                "move_date": move_day.isoformat(),
+                "next": {**placement_body(child_id, start=move_day, district="Atlantis"), "child_id": None},
+            },
         )
         assert bad.status_code == 422
         still = (await client.get(f"/v1/placements/{p1['id']}")).json()
         assert still["end_date"] is None, "a refused move must not end the old placement"
         next_body = placement_body(child_id, start=move_day, form="familjehem")
         del next_body["child_id"]
-        moved = await client.post(f"/v1/placements/{p1['id']}/move", json={"move_date": move_day.isoformat(),
-                                                                         "next": next_body})
+        moved = await client.post(
+            f"/v1/placements/{p1['id']}/move", json={"move_date": move_day.isoformat(), "next": next_body}
+        )
         assert moved.status_code == 201, moved.text
         assert moved.json()["ended"]["end_reason"] == "moved"
         assert moved.json()["started"]["previous_placement_id"] == p1["id"]
@@ -235,24 +255,34 @@ async def test_list_filters(service_client):
         a = (await client.post("/v1/children", json=child_body(10))).json()["id"]
         b = (await client.post("/v1/children", json=child_body(11, district="Bromma"))).json()["id"]
         await client.post("/v1/placements", json=placement_body(a, start=DAY0 - timedelta(days=100), form="hvb"))
-        pb = (await client.post("/v1/placements", json=placement_body(b, start=DAY0 - timedelta(days=50),
-                                                                       district="Bromma"))).json()
-        await client.post(f"/v1/placements/{pb['id']}/end",
-                          json={"end_date": (DAY0 - timedelta(days=10)).isoformat(), "end_reason": "care_plan"})
+        pb = (
+            await client.post(
+                "/v1/placements", json=placement_body(b, start=DAY0 - timedelta(days=50), district="Bromma")
+            )
+        ).json()
+        await client.post(
+            f"/v1/placements/{pb['id']}/end",
+            json={"end_date": (DAY0 - timedelta(days=10)).isoformat(), "end_reason": "care_plan"},
+        )
         farsta = (await client.get("/v1/placements", params={"district": "Farsta"})).json()
         assert [p["child_id"] for p in farsta["items"]] == [a] and farsta["total"] == 1
         assert (await client.get("/v1/placements", params={"form": "hvb"})).json()["total"] == 1
         active = (await client.get("/v1/placements", params={"active_on": DAY0.isoformat()})).json()
         assert [p["child_id"] for p in active["items"]] == [a]
-        earlier = (await client.get("/v1/placements", params={"active_on": (DAY0 - timedelta(days=20)).isoformat()})).json()
+        earlier = (
+            await client.get("/v1/placements", params={"active_on": (DAY0 - timedelta(days=20)).isoformat()})
+        ).json()
         assert earlier["total"] == 2
         assert_problem(await client.get("/v1/placements", params={"district": "Gotham"}), 422, "query.district")
 
 
 async def test_every_route_needs_a_token(service_client, tokens):
     async with service_client("placement") as client:
-        for method, path in [("GET", "/v1/placements"), ("POST", "/v1/children"),
-                             ("GET", "/v1/children/00000000-0000-4000-8000-000000000000")]:
+        for method, path in [
+            ("GET", "/v1/placements"),
+            ("POST", "/v1/children"),
+            ("GET", "/v1/children/00000000-0000-4000-8000-000000000000"),
+        ]:
             resp = await client.request(method, path, headers={"Authorization": ""})
             assert_problem(resp, 401)
             assert resp.headers["www-authenticate"].startswith("Bearer")

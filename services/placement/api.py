@@ -25,8 +25,13 @@ WRITE = require_roles(Role.admin, Role.caseworker, Role.district_manager, Role.s
 READ = require_roles(Role.admin, Role.caseworker, Role.district_manager, Role.service)
 
 
-@router.post("/children", status_code=status.HTTP_201_CREATED, response_model=schemas.ChildOut, tags=["children"],
-             dependencies=[WRITE])
+@router.post(
+    "/children",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.ChildOut,
+    tags=["children"],
+    dependencies=[WRITE],
+)
 async def create_child(
     body: schemas.ChildCreate, session: SessionDep, settings: SettingsDep, clock: ClockDep
 ) -> schemas.ChildOut:
@@ -56,8 +61,13 @@ async def update_child(
     )
 
 
-@router.post("/placements", status_code=status.HTTP_201_CREATED, response_model=schemas.PlacementOut,
-             tags=["placements"], dependencies=[WRITE])
+@router.post(
+    "/placements",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.PlacementOut,
+    tags=["placements"],
+    dependencies=[WRITE],
+)
 async def create_placement(
     body: schemas.PlacementCreate, session: SessionDep, settings: SettingsDep, clock: ClockDep
 ) -> schemas.PlacementOut:
@@ -89,14 +99,14 @@ async def list_placements(
     )
 
 
-@router.get("/placements/{placement_id}", response_model=schemas.PlacementOut, tags=["placements"],
-            dependencies=[READ])
+@router.get("/placements/{placement_id}", response_model=schemas.PlacementOut, tags=["placements"], dependencies=[READ])
 async def get_placement(placement_id: uuid.UUID, session: SessionDep) -> schemas.PlacementOut:
     return schemas.PlacementOut.model_validate(await service.get_placement(session, placement_id))
 
 
-@router.patch("/placements/{placement_id}", response_model=schemas.PlacementOut, tags=["placements"],
-              dependencies=[WRITE])
+@router.patch(
+    "/placements/{placement_id}", response_model=schemas.PlacementOut, tags=["placements"], dependencies=[WRITE]
+)
 async def update_placement(
     placement_id: uuid.UUID, body: schemas.PlacementUpdate, session: SessionDep, settings: SettingsDep, clock: ClockDep
 ) -> schemas.PlacementOut:
@@ -106,8 +116,9 @@ async def update_placement(
     )
 
 
-@router.post("/placements/{placement_id}/end", response_model=schemas.PlacementOut, tags=["placements"],
-             dependencies=[WRITE])
+@router.post(
+    "/placements/{placement_id}/end", response_model=schemas.PlacementOut, tags=["placements"], dependencies=[WRITE]
+)
 async def end_placement(
     placement_id: uuid.UUID, body: schemas.PlacementEnd, session: SessionDep, clock: ClockDep
 ) -> schemas.PlacementOut:
@@ -115,8 +126,13 @@ async def end_placement(
     return schemas.PlacementOut.model_validate(await service.end_placement(session, placement, body, clock=clock))
 
 
-@router.post("/placements/{placement_id}/move", status_code=status.HTTP_201_CREATED,
-             response_model=schemas.PlacementMoveOut, tags=["placements"], dependencies=[WRITE])
+@router.post(
+    "/placements/{placement_id}/move",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.PlacementMoveOut,
+    tags=["placements"],
+    dependencies=[WRITE],
+)
 async def move_placement(
     placement_id: uuid.UUID, body: schemas.PlacementMove, session: SessionDep, settings: SettingsDep, clock: ClockDep
 ) -> schemas.PlacementMoveOut:
@@ -128,8 +144,9 @@ async def move_placement(
     )
 
 
-@router.get("/placements/{placement_id}/snapshot", response_model=PlacementSnapshot, tags=["placements"],
-            dependencies=[READ])
+@router.get(
+    "/placements/{placement_id}/snapshot", response_model=PlacementSnapshot, tags=["placements"], dependencies=[READ]
+)
 async def placement_snapshot(placement_id: uuid.UUID, session: SessionDep) -> PlacementSnapshot:
     """The placement as its events describe it (no location, no caseworker): what the other
     services store when they need a placement they have not yet seen on the bus."""

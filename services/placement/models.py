@@ -7,12 +7,13 @@ from datetime import date
 
 from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, Text, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import TimestampMixin, make_base
+from shared.db import ServiceBase, TimestampMixin, service_metadata
 from shared.outbox import Outbox, outbox_table
 
-Base = make_base()
+class Base(ServiceBase, DeclarativeBase):
+    metadata = service_metadata()
 
 
 class Child(TimestampMixin, Base):

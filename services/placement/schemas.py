@@ -11,7 +11,6 @@ from services.placement.events import Duration, EndReason, Variant
 from shared.vocabulary import LegalBasis, PlacementForm
 
 
-
 class ChildCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -46,17 +46,18 @@ def check_district(settings: Settings, district: str, field: str) -> None:
         raise invalid(field, f"unknown district; expected one of: {', '.join(settings.districts)}")
 
 
-async def create_child(
-    session: AsyncSession, body: schemas.ChildCreate, *, settings: Settings, clock: Clock
-) -> Child:
+async def create_child(session: AsyncSession, body: schemas.ChildCreate, *, settings: Settings, clock: Clock) -> Child:
     number, birth, coordination = parse_personnummer(body.personnummer, today=clock.today())
     check_district(settings, body.district, "body.district")
     existing = await session.scalar(select(Child.id).where(Child.personnummer == number))
     if existing is not None:
         raise Problem(
-            409, "child-exists", "Child already registered",
+            409,
+            "child-exists",
+            "Child already registered",
             "A child with this personnummer is already registered; use its id.",
-            field="body.personnummer", existing_id=str(existing),
+            field="body.personnummer",
+            existing_id=str(existing),
         )
     child = Child(
         id=uuid.uuid4(),
@@ -125,7 +126,8 @@ def _check_dates(
     limit = child.birth_date.replace(year=child.birth_date.year + settings.max_age_at_placement)
     if start >= limit:
         raise invalid(
-            f"{prefix}start_date", f"the child is {settings.max_age_at_placement} or older on that date; care covers ages 0-20"
+            f"{prefix}start_date",
+            f"the child is {settings.max_age_at_placement} or older on that date; care covers ages 0-20",
         )
     if planned_end is not None and planned_end < start:
         raise invalid(f"{prefix}planned_end_date", "before start_date")
@@ -143,10 +145,13 @@ async def _check_no_overlap(
     clash = (await session.execute(stmt.limit(1))).first()
     if clash is not None:
         raise Problem(
-            409, "placement-overlap", "Overlapping placement",
+            409,
+            "placement-overlap",
+            "Overlapping placement",
             "The child has a placement that overlaps this one; end it or move the child "
             f"(POST /v1/placements/{clash.id}/end or /move) first.",
-            field=field, conflicting_placement_id=str(clash.id),
+            field=field,
+            conflicting_placement_id=str(clash.id),
         )
 
 
@@ -199,7 +204,7 @@ async def update_placement(
         if key in changes and changes[key] is None:
             raise invalid(f"body.{key}", "may not be null")
     start = changes.get("start_date") or placement.start_date
-    planned_end = changes["planned_end_date"] if "planned_end_date" in changes else placement.planned_end_date
+    planned_end = changes.get("planned_end_date", placement.planned_end_date)
     _check_dates(child, start, planned_end, settings=settings, clock=clock, prefix="body.")
     if start != placement.start_date:
         await _check_no_overlap(session, child.id, start, field="body.start_date", ignore=placement.id)
@@ -216,7 +221,12 @@ async def update_placement(
 
 
 async def end_placement(
-    session: AsyncSession, placement: Placement, body: schemas.PlacementEnd, *, clock: Clock, field: str = "body.end_date"
+    session: AsyncSession,
+    placement: Placement,
+    body: schemas.PlacementEnd,
+    *,
+    clock: Clock,
+    field: str = "body.end_date",
 ) -> Placement:
     if placement.end_date is not None:
         raise Problem(409, "placement-ended", "Placement has already ended", f"It ended on {placement.end_date}.")
@@ -239,8 +249,11 @@ async def move_placement(
     if body.next.start_date != body.move_date:
         raise invalid("body.next.start_date", "must equal move_date: the new placement starts the day the old one ends")
     ended = await end_placement(
-        session, placement, schemas.PlacementEnd(end_date=body.move_date, end_reason=body.end_reason),
-        clock=clock, field="body.move_date",
+        session,
+        placement,
+        schemas.PlacementEnd(end_date=body.move_date, end_reason=body.end_reason),
+        clock=clock,
+        field="body.move_date",
     )
     started = await create_placement(
         session, placement.child_id, body.next, settings=settings, clock=clock, previous=ended, prefix="body.next."
@@ -254,7 +267,7 @@ def list_query(
     form: str | None,
     active_on: date | None,
     child_id: uuid.UUID | None,
-) -> Select[tuple[Placement]]:
+) -> Select[Placement]:
     stmt = select(Placement)
     if district is not None:
         stmt = stmt.where(Placement.district == district)
@@ -271,11 +284,11 @@ def list_query(
 
 
 async def list_placements(
-    session: AsyncSession, stmt: Select[tuple[Placement]], *, limit: int, offset: int
+    session: AsyncSession, stmt: Select[Placement], *, limit: int, offset: int
 ) -> tuple[list[Placement], int]:
     total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
     rows = await session.scalars(stmt.order_by(Placement.start_date.desc(), Placement.id).limit(limit).offset(offset))
-    return list(rows), int(total or 0)
+    return list(rows.all()), int(total or 0)
 
 
 def snapshot(placement: Placement, child: Child) -> PlacementSnapshot:
