@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -57,6 +57,10 @@ class ServiceSpec:
     consumers: Sequence[ConsumerSpec] = ()
     # Extra long-running tasks (a scheduler, a webhook sender), given the app.
     background: Sequence[Callable[[FastAPI], Any]] = field(default_factory=tuple)
+    # Resources a service keeps for its lifetime (an HTTP client to another service): run
+    # once the database is set up and before consumers start, and after they stop.
+    on_startup: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
+    on_shutdown: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
 
 
 def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -66,6 +70,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
         sessionmaker = make_sessionmaker(engine)
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
+        for startup in spec.on_startup:
+            await startup(app)
         tasks: list[asyncio.Task[Any]] = []
         closers: list[Any] = []
         if spec.outbox is not None:
@@ -98,6 +104,9 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
             for close in closers:
                 with contextlib.suppress(Exception):
                     await close()
+            for shutdown in spec.on_shutdown:
+                with contextlib.suppress(Exception):
+                    await shutdown(app)
             await engine.dispose()
 
     app = FastAPI(

@@ -23,7 +23,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=False,
         linger_ms=5,
-        request_timeout_ms=10_000,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
         retry_backoff_ms=200,
     )
 
@@ -31,7 +31,9 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
 async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
     """Create the (prefixed) topics that do not exist yet; production brokers often
     disable auto-creation."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_servers(), request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_servers(), request_timeout_ms=settings.kafka_request_timeout_ms
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

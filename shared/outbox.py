@@ -121,18 +121,28 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._topics_ready = False
         self.published = 0
+        self.failures = 0
 
     async def _get_producer(self) -> AIOKafkaProducer:
+        # Bounded: aiokafka's bootstrap can wait a long time for a broker that is down.
+        timeout = self.settings.kafka_request_timeout_ms / 1000 + 1
         if not self._topics_ready:
-            await ensure_topics(self.settings, TOPICS)
+            await asyncio.wait_for(ensure_topics(self.settings, TOPICS), timeout)
             self._topics_ready = True
         if self._producer is None:
             producer = make_producer(self.settings)
-            await producer.start()
+            try:
+                await asyncio.wait_for(producer.start(), timeout)
+            except BaseException:
+                await asyncio.wait_for(producer.stop(), 5)
+                raise
             self._producer = producer
         return self._producer
 
     async def _drop_producer(self) -> None:
+        # A broker that comes back may have lost its topics (the embedded one keeps them
+        # in memory), so check them again before the next publish.
+        self._topics_ready = False
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
@@ -169,7 +179,12 @@ class OutboxRelay:
                             headers=[("content-type", b"application/cloudevents+json")],
                         )
                     )
-                results = await asyncio.gather(*futures, return_exceptions=True)
+                # aiokafka keeps retrying a batch while the broker is unreachable; bound the
+                # wait so the relay drops the connection and starts afresh when it returns.
+                results = await asyncio.wait_for(
+                    asyncio.gather(*futures, return_exceptions=True),
+                    self.settings.kafka_request_timeout_ms / 1000 + 1,
+                )
             except Exception as exc:
                 await self._drop_producer()
                 await session.execute(
@@ -203,7 +218,8 @@ class OutboxRelay:
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # the relay must outlive any outage
+                self.failures += 1
                 log.warning("outbox relay failed; retrying", extra={"error": repr(exc), "retry_in": backoff})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)

@@ -53,7 +53,9 @@ def run(settings: Settings) -> int:
         if settings.kafka_bootstrap_servers:
             say(f"using the Kafka broker at {settings.kafka_bootstrap_servers}")
         else:
-            broker = EmbeddedBroker("127.0.0.1", 9092, log_file=data_dir / "logs" / "broker.log")
+            broker = EmbeddedBroker(
+                "127.0.0.1", settings.embedded_broker_port, log_file=data_dir / "logs" / "broker.log"
+            )
             broker.start()
             env["OBRUTEN_KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
             say(f"started a Kafka-protocol broker (tansu, in memory) on {broker.bootstrap}")

@@ -43,10 +43,14 @@ class Settings(BaseSettings):
     database_pool_size: int = 10
 
     kafka_bootstrap_servers: str | None = None
+    # Where `obruten run` starts its own broker when kafka_bootstrap_servers is unset.
+    embedded_broker_port: int = 9092
     # Prepended to every topic and consumer group: lets several suites (or test runs)
     # share one broker without seeing each other. Empty in production.
     kafka_topic_prefix: str = ""
     kafka_topic_partitions: int = 6
+    # How long a publish may wait for the broker before the relay gives up and retries.
+    kafka_request_timeout_ms: int = 10_000
     kafka_replication_factor: int = 1
 
     host: str = "127.0.0.1"
