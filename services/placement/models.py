@@ -12,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from shared.db import ServiceBase, TimestampMixin, service_metadata
 from shared.outbox import Outbox, outbox_table
 
+
 class Base(ServiceBase, DeclarativeBase):
     metadata = service_metadata()
 
