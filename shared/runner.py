@@ -20,7 +20,13 @@ from shared.settings import SERVICE_NAMES, Settings
 
 
 def available_services() -> list[str]:
-    return [s for s in SERVICE_NAMES if importlib.util.find_spec(f"services.{s}.app") is not None]
+    """The services this checkout has (each a package with an app module)."""
+    return [
+        s
+        for s in SERVICE_NAMES
+        if importlib.util.find_spec(f"services.{s}") is not None
+        and importlib.util.find_spec(f"services.{s}.app") is not None
+    ]
 
 
 def say(message: str) -> None:
