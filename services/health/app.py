@@ -1,0 +1,45 @@
+"""The health service's FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.health.api import router
+from services.health.models import inbox, outbox
+from services.health.service import apply_placement_event
+from shared.app import ConsumerSpec, ServiceSpec, create_service_app
+from shared.clock import Clock
+from shared.events import TOPIC_PLACEMENT
+from shared.placement_view import PlacementClient
+from shared.settings import Settings, get_settings
+
+
+async def _open_placement_client(app: FastAPI) -> None:
+    # One pooled client for the app's lifetime, for placements not yet seen on the bus.
+    app.state.placement_client = PlacementClient(app.state.settings)
+
+
+async def _close_placement_client(app: FastAPI) -> None:
+    client: PlacementClient | None = getattr(app.state, "placement_client", None)
+    if client is not None:
+        await client.close()
+
+
+SPEC = ServiceSpec(
+    name="health",
+    title="Obruten health service",
+    description=(
+        "Health and dental examinations of placed children: that they were booked, completed, declined or missed, "
+        "and when; never their medical content. Emits events on `obruten.health`."
+    ),
+    routers=[router],
+    outbox=outbox,
+    inbox=inbox,
+    consumers=[ConsumerSpec(group_id="health", topics=[TOPIC_PLACEMENT], handler=apply_placement_event)],
+    on_startup=[_open_placement_client],
+    on_shutdown=[_close_placement_client],
+)
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings or get_settings(), clock)
