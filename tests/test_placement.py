@@ -292,3 +292,12 @@ async def test_every_route_needs_a_token(service_client, tokens):
         assert_problem(expired, 401)
         health = await client.get("/healthz", headers={"Authorization": ""})
         assert health.status_code == 200
+
+
+async def test_control_characters_and_huge_offsets_are_422_not_500(service_client, settings):
+    async with service_client("placement") as client:
+        child_id = (await client.post("/v1/children", json=child_body(12))).json()["id"]
+        resp = await client.post("/v1/placements", json=placement_body(child_id, start=DAY0, location="Gnesta\x00"))
+        assert_problem(resp, 422, "body.location")
+        assert_problem(await client.get("/v1/placements", params={"offset": 2**63}), 422, "query.offset")
+    assert await count_rows(settings, "placement") == 0

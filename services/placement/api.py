@@ -15,6 +15,7 @@ from shared.auth import PrincipalDep, Role, require_roles
 from shared.clock import ClockDep
 from shared.db import SessionDep
 from shared.errors import invalid
+from shared.schemas import Limit, Offset
 from shared.vocabulary import PlacementForm
 
 router = v1_router()
@@ -85,8 +86,8 @@ async def list_placements(
     form: PlacementForm | None = None,
     active_on: Annotated[date | None, Query(description="Only placements under way on this date.")] = None,
     child_id: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> schemas.PlacementPage:
     if district is not None and district not in settings.districts:
         raise invalid("query.district", "unknown district")

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.placement.events import Duration, EndReason, Variant
+from shared.schemas import LongText, ShortText
 from shared.vocabulary import LegalBasis, PlacementForm
 
 
@@ -59,10 +60,9 @@ class PlacementFields(BaseModel):
     start_date: date
     planned_end_date: date | None = None
     school_change: bool = Field(description="Whether the placement means the child changes school.")
-    caseworker: str | None = Field(default=None, max_length=200, description="The responsible caseworker's user id.")
-    location: str | None = Field(
+    caseworker: ShortText | None = Field(default=None, description="The responsible caseworker's user id.")
+    location: LongText | None = Field(
         default=None,
-        max_length=500,
         description="Where the child lives (home or institution and municipality). Never published in events.",
     )
 
@@ -83,8 +83,8 @@ class PlacementUpdate(BaseModel):
     start_date: date | None = None
     planned_end_date: date | None = None
     school_change: bool | None = None
-    caseworker: str | None = Field(default=None, max_length=200)
-    location: str | None = Field(default=None, max_length=500)
+    caseworker: ShortText | None = None
+    location: LongText | None = None
 
 
 class PlacementEnd(BaseModel):
