@@ -1,0 +1,42 @@
+"""The school service's FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.school.api import router
+from services.school.models import inbox, outbox
+from services.school.service import apply_placement_event
+from shared.app import ConsumerSpec, ServiceSpec, create_service_app
+from shared.clock import Clock
+from shared.events import TOPIC_PLACEMENT
+from shared.placement_view import PlacementClient
+from shared.settings import Settings, get_settings
+
+
+async def _open_placement_client(app: FastAPI) -> None:
+    # One pooled client for the app's lifetime, for placements not yet seen on the bus.
+    app.state.placement_client = PlacementClient(app.state.settings)
+
+
+async def _close_placement_client(app: FastAPI) -> None:
+    client: PlacementClient | None = getattr(app.state, "placement_client", None)
+    if client is not None:
+        await client.close()
+
+
+SPEC = ServiceSpec(
+    name="school",
+    title="Obruten school service",
+    description="School plans, school starts and school ends of placed children. Emits events on `obruten.school`.",
+    routers=[router],
+    outbox=outbox,
+    inbox=inbox,
+    consumers=[ConsumerSpec(group_id="school", topics=[TOPIC_PLACEMENT], handler=apply_placement_event)],
+    on_startup=[_open_placement_client],
+    on_shutdown=[_close_placement_client],
+)
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    return create_service_app(SPEC, settings or get_settings(), clock)

@@ -1,0 +1,119 @@
+"""Request and response bodies of the school API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from services.school.events import Provision, SchoolEndReason
+
+# Skolenhetskod: the 8-digit code Skolverket gives each school unit (no check digit).
+SchoolUnitCode = Annotated[
+    str, StringConstraints(pattern=r"^[0-9]{8}$"), Field(description="Skolenhetskod: 8 digits.", examples=["12345678"])
+]
+
+
+class TeachingProvision(StrEnum):
+    """What a child started when it is not a school unit named by its code."""
+
+    home_school = Provision.home_school.value
+    protected_teaching = Provision.protected_teaching.value
+    other_teaching = Provision.other_teaching.value
+
+
+class SchoolPlanCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    placement_id: uuid.UUID
+    drawn_up_on: date = Field(description="The day the school plan was drawn up.")
+    planned_provision: Provision | None = None
+    planned_school_unit_code: SchoolUnitCode | None = None
+    responsible: str | None = Field(
+        default=None, max_length=200, description="Who is responsible for the plan. Kept in the record only."
+    )
+
+
+class SchoolPlanOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    placement_id: uuid.UUID
+    child_id: uuid.UUID
+    district: str
+    drawn_up_on: date
+    planned_provision: Provision | None
+    planned_school_unit_code: str | None
+    responsible: str | None
+    created_at: datetime
+
+
+class SchoolStartCreate(BaseModel):
+    """Give either `school_unit_code` (a school unit) or `provision`, not both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    placement_id: uuid.UUID
+    start_date: date = Field(description="The first day the child attended.")
+    school_unit_code: SchoolUnitCode | None = None
+    provision: TeachingProvision | None = None
+
+
+class SchoolStartOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    placement_id: uuid.UUID
+    child_id: uuid.UUID
+    district: str
+    start_date: date
+    provision: Provision
+    school_unit_code: str | None
+    placement_start_date: date
+    school_change: bool
+    days_to_school_start: int | None = Field(
+        description="Calendar days from placement start to this school start, for a placement that means a change "
+        "of school; null otherwise."
+    )
+    end_date: date | None
+    created_at: datetime
+
+
+class SchoolEndCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    placement_id: uuid.UUID
+    end_date: date = Field(description="The day the child stopped attending.")
+    reason: SchoolEndReason
+
+
+class SchoolEndOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    school_start_id: uuid.UUID
+    placement_id: uuid.UUID
+    child_id: uuid.UUID
+    district: str
+    end_date: date
+    reason: SchoolEndReason
+    created_at: datetime
+
+
+class Schooling(BaseModel):
+    """Everything recorded about one placement's schooling, oldest first."""
+
+    placement_id: uuid.UUID
+    plans: list[SchoolPlanOut]
+    starts: list[SchoolStartOut]
+    ends: list[SchoolEndOut]
+
+
+class SchoolStartPage(BaseModel):
+    items: list[SchoolStartOut]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,321 @@
+"""School rules: what may be recorded about a placed child's schooling, and the events it
+announces.
+
+Functions take the request's session and never commit: the caller's transaction holds the
+record and its outbox row together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.placement.events import PlacementSnapshot
+from services.school import schemas
+from services.school.events import (
+    SCHOOL_ENDED,
+    SCHOOL_PLAN_REGISTERED,
+    SCHOOL_STARTED,
+    Provision,
+    SchoolEnded,
+    SchoolPlanRegistered,
+    SchoolStarted,
+)
+from services.school.models import SchoolEnd, SchoolPlan, SchoolStart, outbox, placement_view
+from shared.clock import Clock
+from shared.errors import Problem, invalid, not_found
+from shared.events import CloudEvent
+from shared.inbox import event_data
+from shared.placement_view import PlacementClient, require_placement, upsert_placement
+from shared.settings import Settings
+from shared.vocabulary import PlacementForm
+
+
+async def apply_placement_event(session: AsyncSession, event: CloudEvent) -> None:
+    """Consumer handler for `obruten.placement`: keep the newest version of each placement."""
+    data = event_data(event)
+    if isinstance(data, PlacementSnapshot):
+        await upsert_placement(session, placement_view, data)
+
+
+def is_protected(placement: RowMapping) -> bool:
+    # The placement service already sets protected_identity for protected housing; the form
+    # is checked too so that an older snapshot without that rule cannot leak a school.
+    return bool(placement["protected_identity"]) or placement["form"] == PlacementForm.skyddat_boende.value
+
+
+async def _placement_for_write(session: AsyncSession, client: PlacementClient, placement_id: uuid.UUID) -> RowMapping:
+    """The placement, locked: writes about one placement's schooling queue behind each other,
+    so the checks below see what the previous writer committed."""
+    await require_placement(session, placement_view, client, placement_id, field="body.placement_id")
+    row = (
+        (
+            await session.execute(
+                select(placement_view).where(placement_view.c.placement_id == placement_id).with_for_update()
+            )
+        )
+        .mappings()
+        .one()
+    )
+    return row
+
+
+def _not_in_future(value: date, *, clock: Clock, field: str) -> None:
+    if value > clock.today():
+        raise invalid(field, "in the future; record it when it has happened")
+
+
+async def create_plan(
+    session: AsyncSession, body: schemas.SchoolPlanCreate, *, client: PlacementClient, clock: Clock
+) -> SchoolPlan:
+    placement = await _placement_for_write(session, client, body.placement_id)
+    _not_in_future(body.drawn_up_on, clock=clock, field="body.drawn_up_on")
+    end = placement["end_date"]
+    if end is not None and body.drawn_up_on >= end:
+        raise invalid("body.drawn_up_on", f"on or after the placement ended ({end})")
+    planned = body.planned_provision
+    if body.planned_school_unit_code is not None:
+        if planned not in (None, Provision.school_unit):
+            raise invalid(
+                "body.planned_school_unit_code", f"a school unit code cannot go with planned_provision {planned}"
+            )
+        planned = Provision.school_unit
+    plan = SchoolPlan(
+        id=uuid.uuid4(),
+        placement_id=placement["placement_id"],
+        child_id=placement["child_id"],
+        district=placement["district"],
+        drawn_up_on=body.drawn_up_on,
+        planned_provision=planned.value if planned else None,
+        planned_school_unit_code=body.planned_school_unit_code,
+        responsible=body.responsible,
+    )
+    session.add(plan)
+    await session.flush()
+    await outbox.add(
+        session,
+        SCHOOL_PLAN_REGISTERED,
+        subject=str(plan.child_id),
+        data=SchoolPlanRegistered(
+            plan_id=plan.id,
+            placement_id=plan.placement_id,
+            child_id=plan.child_id,
+            district=plan.district,
+            drawn_up_on=plan.drawn_up_on,
+            planned_provision=planned,
+        ),
+        time=clock.now(),
+    )
+    return plan
+
+
+def _what_started(body: schemas.SchoolStartCreate) -> tuple[Provision, str | None]:
+    if body.school_unit_code is not None and body.provision is not None:
+        raise invalid("body.provision", "give either school_unit_code or provision, not both")
+    if body.school_unit_code is not None:
+        return Provision.school_unit, body.school_unit_code
+    if body.provision is None:
+        raise invalid("body.provision", "give school_unit_code (a school unit) or provision (what else started)")
+    return Provision(body.provision.value), None
+
+
+async def _open_start(session: AsyncSession, placement_id: uuid.UUID) -> SchoolStart | None:
+    return await session.scalar(
+        select(SchoolStart).where(SchoolStart.placement_id == placement_id, SchoolStart.end_date.is_(None))
+    )
+
+
+async def create_start(
+    session: AsyncSession, body: schemas.SchoolStartCreate, *, client: PlacementClient, clock: Clock
+) -> SchoolStart:
+    placement = await _placement_for_write(session, client, body.placement_id)
+    provision, code = _what_started(body)
+    placement_start: date = placement["start_date"]
+    placement_end: date | None = placement["end_date"]
+    if body.start_date < placement_start:
+        raise invalid("body.start_date", f"before the placement began ({placement_start})")
+    _not_in_future(body.start_date, clock=clock, field="body.start_date")
+    if placement_end is not None and body.start_date >= placement_end:
+        raise invalid("body.start_date", f"on or after the placement ended ({placement_end})")
+    current = await _open_start(session, body.placement_id)
+    if current is not None:
+        raise Problem(
+            409,
+            "school-start-open",
+            "School start already recorded",
+            f"The child has attended since {current.start_date}; record a school end (POST /v1/school-ends) first.",
+            field="body.placement_id",
+            open_school_start_id=str(current.id),
+        )
+    last_end = await session.scalar(
+        select(func.max(SchoolStart.end_date)).where(SchoolStart.placement_id == body.placement_id)
+    )
+    if last_end is not None and body.start_date < last_end:
+        raise invalid(
+            "body.start_date", f"before the previous schooling ended ({last_end})", status=409, type="school-overlap"
+        )
+    school_change = bool(placement["school_change"])
+    start = SchoolStart(
+        id=uuid.uuid4(),
+        placement_id=placement["placement_id"],
+        child_id=placement["child_id"],
+        district=placement["district"],
+        start_date=body.start_date,
+        provision=provision.value,
+        school_unit_code=code,
+        placement_start_date=placement_start,
+        school_change=school_change,
+        days_to_school_start=(body.start_date - placement_start).days if school_change else None,
+    )
+    session.add(start)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # Only reachable if a writer bypassed the placement lock; the constraint still holds.
+        raise Problem(
+            409,
+            "school-start-open",
+            "School start already recorded",
+            "Another school start overlaps this one.",
+            field="body.start_date",
+        ) from exc
+    await outbox.add(
+        session,
+        SCHOOL_STARTED,
+        subject=str(start.child_id),
+        data=SchoolStarted(
+            school_start_id=start.id,
+            placement_id=start.placement_id,
+            child_id=start.child_id,
+            district=start.district,
+            start_date=start.start_date,
+            provision=provision,
+            # Only the teaching team may know where a protected child goes to school.
+            school_unit_code=None if is_protected(placement) else code,
+            placement_start_date=placement_start,
+            school_change=school_change,
+            days_to_school_start=start.days_to_school_start,
+        ),
+        time=clock.now(),
+    )
+    return start
+
+
+async def create_end(
+    session: AsyncSession, body: schemas.SchoolEndCreate, *, client: PlacementClient, clock: Clock
+) -> SchoolEnd:
+    await _placement_for_write(session, client, body.placement_id)
+    start = await _open_start(session, body.placement_id)
+    if start is None:
+        raise Problem(
+            409,
+            "no-open-school-start",
+            "No school start to end",
+            "No school start without an end is recorded for this placement.",
+            field="body.placement_id",
+        )
+    if body.end_date < start.start_date:
+        raise invalid("body.end_date", f"before the school start it ends ({start.start_date})")
+    _not_in_future(body.end_date, clock=clock, field="body.end_date")
+    start.end_date = body.end_date
+    end = SchoolEnd(
+        id=uuid.uuid4(),
+        school_start_id=start.id,
+        placement_id=start.placement_id,
+        child_id=start.child_id,
+        district=start.district,
+        end_date=body.end_date,
+        reason=body.reason.value,
+    )
+    session.add(end)
+    await session.flush()
+    await outbox.add(
+        session,
+        SCHOOL_ENDED,
+        subject=str(end.child_id),
+        data=SchoolEnded(
+            school_start_id=start.id,
+            placement_id=end.placement_id,
+            child_id=end.child_id,
+            district=end.district,
+            end_date=end.end_date,
+            reason=body.reason,
+        ),
+        time=clock.now(),
+    )
+    return end
+
+
+async def get_plan(session: AsyncSession, plan_id: uuid.UUID) -> SchoolPlan:
+    plan = await session.get(SchoolPlan, plan_id)
+    if plan is None:
+        raise not_found("school plan")
+    return plan
+
+
+async def get_start(session: AsyncSession, start_id: uuid.UUID) -> SchoolStart:
+    start = await session.get(SchoolStart, start_id)
+    if start is None:
+        raise not_found("school start")
+    return start
+
+
+async def get_end(session: AsyncSession, end_id: uuid.UUID) -> SchoolEnd:
+    end = await session.get(SchoolEnd, end_id)
+    if end is None:
+        raise not_found("school end")
+    return end
+
+
+async def schooling(
+    session: AsyncSession, placement_id: uuid.UUID, *, client: PlacementClient
+) -> tuple[Sequence[SchoolPlan], Sequence[SchoolStart], Sequence[SchoolEnd]]:
+    await require_placement(session, placement_view, client, placement_id, field="path.placement_id")
+    plans = await session.scalars(
+        select(SchoolPlan)
+        .where(SchoolPlan.placement_id == placement_id)
+        .order_by(SchoolPlan.drawn_up_on, SchoolPlan.created_at)
+    )
+    starts = await session.scalars(
+        select(SchoolStart).where(SchoolStart.placement_id == placement_id).order_by(SchoolStart.start_date)
+    )
+    ends = await session.scalars(
+        select(SchoolEnd).where(SchoolEnd.placement_id == placement_id).order_by(SchoolEnd.end_date)
+    )
+    return plans.all(), starts.all(), ends.all()
+
+
+def check_district(settings: Settings, district: str, field: str) -> None:
+    if district not in settings.districts:
+        raise invalid(field, f"unknown district; expected one of: {', '.join(settings.districts)}")
+
+
+def list_starts_query(
+    *, district: str | None, placement_id: uuid.UUID | None, open_only: bool | None
+) -> Select[SchoolStart]:
+    stmt = select(SchoolStart)
+    if district is not None:
+        stmt = stmt.where(SchoolStart.district == district)
+    if placement_id is not None:
+        stmt = stmt.where(SchoolStart.placement_id == placement_id)
+    if open_only is True:
+        stmt = stmt.where(SchoolStart.end_date.is_(None))
+    elif open_only is False:
+        stmt = stmt.where(SchoolStart.end_date.is_not(None))
+    return stmt
+
+
+async def list_starts(
+    session: AsyncSession, stmt: Select[SchoolStart], *, limit: int, offset: int
+) -> tuple[list[SchoolStart], int]:
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = await session.scalars(
+        stmt.order_by(SchoolStart.start_date.desc(), SchoolStart.id).limit(limit).offset(offset)
+    )
+    return list(rows.all()), int(total or 0)
