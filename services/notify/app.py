@@ -1,0 +1,91 @@
+"""The notify service's FastAPI application: consumes the other services' events, keeps the
+due-time index, raises alerts and delivers them (topic `obruten.alerts`, webhooks, HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI
+
+from services.notify.api import router
+from services.notify.config import NotifySettings, notify_settings
+from services.notify.delivery import run_sender
+from services.notify.models import inbox, outbox
+from services.notify.service import Context, evaluate_due, make_handler
+from shared.app import ConsumerSpec, ServiceSpec, create_service_app
+from shared.clock import Clock, SystemClock
+from shared.events import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger("obruten.notify")
+
+
+async def evaluate(app: FastAPI) -> int:
+    """One evaluation tick against the app's clock; tests call it after moving a FixedClock."""
+    ns: NotifySettings = app.state.notify_settings
+    return await evaluate_due(
+        app.state.sessionmaker,
+        app.state.notify_context,
+        batch_size=ns.tick_batch_size,
+        after_commit=app.state.after_commit,
+    )
+
+
+async def _tick_loop(app: FastAPI) -> None:
+    ns: NotifySettings = app.state.notify_settings
+    while True:
+        try:
+            await evaluate(app)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("evaluation tick failed; retrying at the next", extra={"error": repr(exc)})
+        await asyncio.sleep(ns.tick_interval_seconds)
+
+
+async def _sender(app: FastAPI) -> None:
+    wake = asyncio.Event()
+    relay_wake: Any = app.state.after_commit
+
+    def after_commit() -> None:
+        # A request that wrote an alert transition wakes both the relay and the webhook sender.
+        if relay_wake is not None:
+            relay_wake()
+        wake.set()
+
+    app.state.after_commit = after_commit
+    await run_sender(app.state.sessionmaker, app.state.notify_settings, wake)
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    clock = clock or SystemClock()
+    ns = notify_settings(settings)
+    # Refuses an inconsistent rules configuration here, at start-up, naming the setting.
+    rules = ns.load_rules()
+    ctx = Context(rules=rules, clock=clock, tz=ZoneInfo(settings.timezone))
+    spec = ServiceSpec(
+        name="notify",
+        title="Obruten notify service",
+        description=(
+            "Deadlines and alerts: consumes `obruten.placement`, `obruten.school` and `obruten.health`, raises alerts "
+            "(school_gap, school_plan_missing, health_exam_missing, dental_exam_missing) and announces every "
+            "transition on `obruten.alerts` and to signed webhooks."
+        ),
+        routers=[router],
+        outbox=outbox,
+        inbox=inbox,
+        consumers=[
+            ConsumerSpec(
+                group_id="notify", topics=[TOPIC_PLACEMENT, TOPIC_SCHOOL, TOPIC_HEALTH], handler=make_handler(ctx)
+            )
+        ],
+        background=[_tick_loop, _sender],
+    )
+    app = create_service_app(spec, settings, clock)
+    app.state.notify_settings = ns
+    app.state.notify_context = ctx
+    return app
