@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events import REGISTRY, TOPIC_DEADLETTER, TOPICS, CloudEvent
-from shared.kafka import ensure_topics, make_producer
+from shared.kafka import ensure_topics, make_producer, stop_within
 from shared.settings import Settings
 
 log = logging.getLogger("obruten.inbox")
@@ -93,6 +93,8 @@ class EventConsumer:
                     enable_auto_commit=False,
                     auto_offset_reset="earliest",
                     max_poll_interval_ms=300_000,
+                    session_timeout_ms=self.settings.kafka_session_timeout_ms,
+                    heartbeat_interval_ms=max(self.settings.kafka_session_timeout_ms // 4, 100),
                 )
                 await consumer.start()
                 backoff = 0.5
@@ -110,10 +112,7 @@ class EventConsumer:
                 backoff = min(backoff * 2, 30.0)
             finally:
                 if consumer is not None:
-                    try:
-                        await asyncio.wait_for(consumer.stop(), 5)
-                    except Exception:
-                        pass
+                    await stop_within(consumer, 5)
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         try:
@@ -190,7 +189,7 @@ class EventConsumer:
 
     async def close(self) -> None:
         if self._producer is not None:
-            await self._producer.stop()
+            await stop_within(self._producer, 5)
 
 
 def event_data(event: CloudEvent) -> Any:

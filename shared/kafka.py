@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -56,3 +57,17 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
         log.info("topics created", extra={"topics": missing})
     finally:
         await admin.close()
+
+
+async def stop_within(client: AIOKafkaProducer | AIOKafkaConsumer, seconds: float) -> None:
+    """Stop a Kafka client, waiting at most `seconds`.
+
+    asyncio.wait_for would cancel a slow stop() and then wait for the cancellation to
+    finish, which aiokafka's group coordinator can hold up (a consumer still joining its
+    group); here the stop goes on in the background and shutdown does not wait for it.
+    """
+    task = asyncio.ensure_future(client.stop())
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        log.warning("kafka client did not stop in time; leaving it", extra={"client": type(client).__name__})
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())

@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events import TOPICS, EventData, EventType, make_event
-from shared.kafka import ensure_topics, make_producer
+from shared.kafka import ensure_topics, make_producer, stop_within
 from shared.settings import Settings
 
 log = logging.getLogger("obruten.outbox")
@@ -134,7 +134,7 @@ class OutboxRelay:
             try:
                 await asyncio.wait_for(producer.start(), timeout)
             except BaseException:
-                await asyncio.wait_for(producer.stop(), 5)
+                await stop_within(producer, 5)
                 raise
             self._producer = producer
         return self._producer
@@ -145,10 +145,7 @@ class OutboxRelay:
         self._topics_ready = False
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                await asyncio.wait_for(producer.stop(), 5)
-            except Exception:
-                pass
+            await stop_within(producer, 5)
 
     async def publish_batch(self) -> int:
         """Publish one batch of unsent rows; returns how many were marked sent."""

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # share one broker without seeing each other. Empty in production.
     kafka_topic_prefix: str = ""
     kafka_topic_partitions: int = 6
+    # Consumer group session timeout. The embedded broker holds a group join for half of it,
+    # so the tests use a short one to start consumers quickly.
+    kafka_session_timeout_ms: int = 10_000
     # How long a publish may wait for the broker before the relay gives up and retries.
     kafka_request_timeout_ms: int = 10_000
     kafka_replication_factor: int = 1

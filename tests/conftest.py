@@ -82,6 +82,7 @@ def base_settings(pg_url: str, broker: str, keys: tuple[Path, Path]) -> Settings
         kafka_bootstrap_servers=broker,
         kafka_topic_prefix=f"t{run}.",
         kafka_topic_partitions=3,
+        kafka_session_timeout_ms=2000,
         jwt_public_key_file=keys[1],
         jwt_private_key_file=keys[0],
         outbox_poll_interval_seconds=0.2,

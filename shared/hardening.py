@@ -1,0 +1,109 @@
+"""HTTP hardening every service gets from the skeleton: security headers, a request size
+limit, closed CORS unless configured, and a rate limit per client on write endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from hashlib import sha256
+
+from fastapi import FastAPI, Request, Response
+from limits import parse
+from limits.aio.storage import storage_from_string
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.errors import problem_response
+from shared.settings import Settings
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # The API serves JSON; only the interactive docs need scripts and styles from the page itself
+    # and the CDN that FastAPI's docs page loads them from.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+}
+DOCS_PATHS = ("/docs", "/redoc")
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class BodySizeLimit:
+    """Refuses request bodies over the limit with 413, counting bytes as they arrive, so a
+    client cannot stream an unbounded body past a Content-Length it did not send."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            413, "request-too-large", "Request too large", f"Request bodies are limited to {self.max_bytes} bytes."
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def install_hardening(app: FastAPI, settings: Settings) -> None:
+    limiter = MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage))
+    limit = parse(settings.rate_limit_writes)
+
+    @app.middleware("http")
+    async def _harden(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.method in WRITE_METHODS and request.url.path.startswith("/v1/"):
+            # Keyed by the bearer token (hashed) when there is one, else by address: one
+            # runaway integration cannot starve the others.
+            auth = request.headers.get("authorization", "")
+            client = request.client.host if request.client else "unknown"
+            key = sha256(auth.encode()).hexdigest()[:32] if auth else client
+            if not await limiter.hit(limit, request.app.state.service, key):
+                response: Response = problem_response(
+                    429, "rate-limited", "Too many requests", f"Write requests are limited to {settings.rate_limit_writes}.",
+                    request.url.path,
+                )
+                response.headers["Retry-After"] = "1"
+                return response
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            if name == "Content-Security-Policy" and request.url.path.startswith(DOCS_PATHS):
+                continue
+            response.headers.setdefault(name, value)
+        return response
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
