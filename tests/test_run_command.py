@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -125,6 +125,43 @@ async def test_placement_created_over_http_arrives_on_the_bus_without_personnumm
     assert record.key.decode() == child.json()["id"]
     digits = body["personnummer"].replace("-", "")
     assert digits not in record.value.decode() and digits[2:] not in record.value.decode()
+
+
+@pytest.mark.slow
+async def test_a_placement_ten_days_without_school_raises_an_alert_end_to_end(suite: RunningSuite) -> None:
+    """Placement -> bus -> notify -> obruten.alerts and GET /v1/alerts, across real processes."""
+    headers = {"Authorization": f"Bearer {suite.token}"}
+    consumer = AIOKafkaConsumer(
+        "obruten.alerts", bootstrap_servers=suite.broker, auto_offset_reset="earliest", group_id="test-run-alerts"
+    )
+    await consumer.start()
+    try:
+        async with httpx.AsyncClient(base_url=suite.url("placement"), headers=headers, timeout=10) as client:
+            child = (await client.post("/v1/children", json=child_body(43))).json()["id"]
+            start = date.today() - timedelta(days=10)
+            placement = await client.post("/v1/placements", json=placement_body(child, start=start))
+            assert placement.status_code == 201, placement.text
+        placement_id = placement.json()["id"]
+        opened = None
+        deadline = time.monotonic() + 60
+        while opened is None and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    event = json.loads(record.value)
+                    if (
+                        event["type"] == "obruten.alert.opened"
+                        and event["data"].get("placement_id") == placement_id
+                        and event["data"].get("rule") == "school_gap"
+                    ):
+                        opened = event
+    finally:
+        await consumer.stop()
+    assert opened is not None, "no obruten.alert.opened for the placement"
+    async with httpx.AsyncClient(base_url=suite.url("notify"), headers=headers, timeout=10) as client:
+        alerts = await client.get("/v1/alerts", params={"placement_id": placement_id, "rule": "school_gap"})
+    assert alerts.status_code == 200, alerts.text
+    items = alerts.json()["items"]
+    assert len(items) == 1 and items[0]["status"] == "open"
 
 
 @pytest.mark.slow
