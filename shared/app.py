@@ -18,6 +18,7 @@ from shared.auth import Authenticator, authenticate
 from shared.clock import Clock, SystemClock
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import install_error_handlers
+from shared.hardening import install_hardening
 from shared.inbox import EventConsumer, Handler
 from shared.metrics import Metrics
 from shared.outbox import Outbox, OutboxRelay
@@ -127,6 +128,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
     app.state.metrics = metrics
     install_error_handlers(app)
     metrics.install(app)
+    install_hardening(app, settings)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

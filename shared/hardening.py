@@ -8,8 +8,9 @@ from hashlib import sha256
 
 from fastapi import FastAPI, Request, Response
 from limits import parse
-from limits.aio.storage import storage_from_string
+from limits.aio.storage import MovingWindowSupport
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,36 +32,46 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class BodySizeLimit:
-    """Refuses request bodies over the limit with 413, counting bytes as they arrive, so a
-    client cannot stream an unbounded body past a Content-Length it did not send."""
+    """Refuses request bodies over the limit with 413. The body is read (at most the limit)
+    before the app sees it, so a client cannot stream an unbounded body past a Content-Length
+    it did not send; the limit is small, so holding it in memory is cheap."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                break  # the client went away; let the app see the disconnect
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(
@@ -69,12 +80,11 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def install_hardening(app: FastAPI, settings: Settings) -> None:
-    limiter = MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage))
+    # The async flavour of each storage is named with an `async+` prefix in `limits`.
+    storage = storage_from_string(f"async+{settings.rate_limit_storage}")
+    assert isinstance(storage, MovingWindowSupport)
+    limiter = MovingWindowRateLimiter(storage)
     limit = parse(settings.rate_limit_writes)
 
     @app.middleware("http")
@@ -87,7 +97,10 @@ def install_hardening(app: FastAPI, settings: Settings) -> None:
             key = sha256(auth.encode()).hexdigest()[:32] if auth else client
             if not await limiter.hit(limit, request.app.state.service, key):
                 response: Response = problem_response(
-                    429, "rate-limited", "Too many requests", f"Write requests are limited to {settings.rate_limit_writes}.",
+                    429,
+                    "rate-limited",
+                    "Too many requests",
+                    f"Write requests are limited to {settings.rate_limit_writes}.",
                     request.url.path,
                 )
                 response.headers["Retry-After"] = "1"

@@ -88,6 +88,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # HTTP hardening (shared/hardening.py).
+    max_request_bytes: int = 1_048_576
+    # Writes per client (bearer token, else address) and window, in the `limits` notation.
+    rate_limit_writes: str = "600/minute"
+    # `memory://` counts per process; point replicas at a shared store (e.g. redis://…).
+    rate_limit_storage: str = "memory://"
+    # Browser origins allowed to call the API; none unless configured.
+    cors_allow_origins: list[str] = Field(default_factory=list)
+
     def service_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
 
