@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -37,15 +37,6 @@ class ServiceBase:
 
 def service_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def make_base() -> type[DeclarativeBase]:
-    """Deprecated spelling of `class Base(ServiceBase, DeclarativeBase): metadata = service_metadata()`."""
-
-    class Base(ServiceBase, DeclarativeBase):
-        metadata = service_metadata()
-
-    return Base
 
 
 class TimestampMixin:
