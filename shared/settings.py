@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +88,23 @@ class Settings(BaseSettings):
     outbox_batch_size: int = 200
 
     log_level: str = "INFO"
+
+    # Notify (services/notify/config.py documents the rules and their defaults).
+    # A rules file (YAML or JSON); inline rules (OBRUTEN_NOTIFY_RULES, JSON) win over it.
+    notify_rules_file: Path | None = None
+    notify_rules: dict[str, Any] | None = None
+    # How often the evaluation tick looks for due rows, and how many it takes per transaction.
+    notify_tick_interval_seconds: float = Field(default=30.0, gt=0)
+    notify_tick_batch_size: int = Field(default=500, ge=1)
+    notify_webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    notify_webhook_batch_size: int = Field(default=50, ge=1)
+    notify_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Attempts in all, including the first; after the last the delivery is dead-lettered.
+    notify_webhook_max_attempts: int = Field(default=8, ge=1)
+    # Exponential backoff with jitter: attempt n waits initial * 2**(n-1), capped, times a
+    # random factor in [0.5, 1] so that receivers coming back are not hit all at once.
+    notify_webhook_backoff_initial_seconds: float = Field(default=10.0, gt=0)
+    notify_webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
 
     # HTTP hardening (shared/hardening.py).
     max_request_bytes: int = 1_048_576

@@ -2,9 +2,8 @@
 
 Two layers:
 
-* `NotifySettings` (environment, `OBRUTEN_NOTIFY_…`): tick interval, webhook delivery, and where
-  the rules come from. In tests the same names can be set on the shared Settings object as
-  `notify_<name>` (e.g. `settings_override={"notify_tick_interval_seconds": 1}`).
+* `NotifySettings`: the `notify_*` fields of the shared settings (environment `OBRUTEN_NOTIFY_…`):
+  tick interval, webhook delivery, and where the rules come from.
 * `RulesConfig`: the deadlines. Loaded from OBRUTEN_NOTIFY_RULES_FILE (YAML or JSON) when it is
   set, else the defaults below. `rules.default.yaml` next to this file is the documented copy of
   those defaults, with their sources; a test keeps the two equal.
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.settings import Settings
 from shared.vocabulary import PlacementForm
@@ -256,26 +254,20 @@ def load_rules_file(path: Path) -> RulesConfig:
     return parse_rules(raw, origin)
 
 
-class NotifySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OBRUTEN_NOTIFY_", extra="ignore")
+class NotifySettings(BaseModel):
+    """Notify's part of the shared settings (the `notify_*` fields of shared.settings.Settings,
+    read from OBRUTEN_NOTIFY_… like every other setting), without the prefix."""
 
     rules_file: Path | None = None
-    # Inline rules (a dict); wins over rules_file. Meant for tests and for OBRUTEN_NOTIFY_RULES as JSON.
     rules: dict[str, Any] | None = None
-
-    # How often the evaluation tick looks for due rows, and how many it takes per transaction.
-    tick_interval_seconds: float = Field(default=30.0, gt=0)
-    tick_batch_size: int = Field(default=500, ge=1)
-
-    webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
-    webhook_batch_size: int = Field(default=50, ge=1)
-    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
-    # Attempts in all, including the first; after the last the delivery is dead-lettered.
-    webhook_max_attempts: int = Field(default=8, ge=1)
-    # Exponential backoff with jitter: attempt n waits initial * 2**(n-1), capped, times a
-    # random factor in [0.5, 1] so that receivers coming back are not hit by a thundering herd.
-    webhook_backoff_initial_seconds: float = Field(default=10.0, gt=0)
-    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    tick_interval_seconds: float
+    tick_batch_size: int
+    webhook_poll_interval_seconds: float
+    webhook_batch_size: int
+    webhook_timeout_seconds: float
+    webhook_max_attempts: int
+    webhook_backoff_initial_seconds: float
+    webhook_backoff_max_seconds: float
 
     def load_rules(self) -> RulesConfig:
         if self.rules is not None:
@@ -286,17 +278,10 @@ class NotifySettings(BaseSettings):
 
 
 def notify_settings(settings: Settings) -> NotifySettings:
-    """Notify's settings from the environment, overridden by `notify_*` attributes set on the shared
-    Settings (tests set them with model_copy(update=...))."""
-    overrides = {
-        key.removeprefix("notify_"): value
-        for key, value in vars(settings).items()
-        if key.startswith("notify_") and key != "notify_port"
-    }
-    try:
-        return NotifySettings(**overrides)
-    except ValidationError as exc:
-        raise RulesConfigError(
-            "invalid notify settings: "
-            + "; ".join(f"OBRUTEN_NOTIFY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        ) from None
+    return NotifySettings(
+        **{
+            name.removeprefix("notify_"): getattr(settings, name)
+            for name in type(settings).model_fields
+            if name.startswith("notify_") and name != "notify_port"
+        }
+    )
