@@ -133,7 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
+        if exc.connection_invalidated or _connection_lost(exc):
             return await _unavailable(request, exc)
         log.exception("database error", extra={"path": request.url.path})
         return problem_response(500, "internal", "Internal error", None, request.url.path)
@@ -142,6 +142,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(500, "internal", "Internal error", None, request.url.path)
+
+
+# SQLSTATE class 08 (connection exception) and the server going down or not yet up (57P01
+# admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now). asyncpg reports these as a
+# plain DBAPIError without invalidating the connection, so without this check a restart of
+# PostgreSQL answers 500 instead of 503.
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _connection_lost(exc: DBAPIError) -> bool:
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES)
 
 
 def _constraint(exc: IntegrityError) -> str | None:
