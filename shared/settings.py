@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     notify_webhook_backoff_initial_seconds: float = Field(default=10.0, gt=0)
     notify_webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
 
+    # Reports (shared/reports.py). A period may span at most this many days, both ends counted.
+    report_max_period_days: int = Field(default=3660, ge=1)
+    # Counts from 1 to this minus one are published as `*`, as in the city's own tables
+    # (which hide counts under 4). 1 turns suppression off.
+    report_suppress_below: int = Field(default=4, ge=1)
+    # A temporary placement running longer than this many days is reported as overdue for review.
+    # The law sets no limit; six months (183 days) is the usual outer bound. Configurable.
+    temporary_placement_max_days: int = Field(default=183, ge=1)
+
     # HTTP hardening (shared/hardening.py).
     max_request_bytes: int = 1_048_576
     # Writes per client (bearer token, else address) and window, in the `limits` notation.

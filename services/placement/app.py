@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.placement.api import router
 from services.placement.models import outbox
+from services.placement.reports_api import router as reports_router
 from shared.app import ServiceSpec, create_service_app
 from shared.clock import Clock
 from shared.settings import Settings, get_settings
@@ -14,7 +15,7 @@ SPEC = ServiceSpec(
     name="placement",
     title="Obruten placement service",
     description="Children placed outside the home and their placements. Emits events on `obruten.placement`.",
-    routers=[router],
+    routers=[router, reports_router],
     outbox=outbox,
 )
 
