@@ -301,3 +301,13 @@ async def test_control_characters_and_huge_offsets_are_422_not_500(service_clien
         assert_problem(resp, 422, "body.location")
         assert_problem(await client.get("/v1/placements", params={"offset": 2**63}), 422, "query.offset")
     assert await count_rows(settings, "placement") == 0
+
+
+async def test_a_child_born_on_29_february_can_be_placed(service_client):
+    async with service_client("placement") as client:
+        child = await client.post("/v1/children", json=child_body(13, birth=date(2012, 2, 29)))
+        assert child.status_code == 201, child.text
+        resp = await client.post("/v1/placements", json=placement_body(child.json()["id"], start=DAY0))
+        assert resp.status_code == 201, resp.text
+        late = await client.post("/v1/placements", json=placement_body(child.json()["id"], start=date(2033, 3, 1)))
+        assert_problem(late, 422, "body.start_date")

@@ -123,7 +123,7 @@ def _check_dates(
         raise invalid(f"{prefix}start_date", f"more than {settings.max_future_start_days} days in the future")
     if start < child.birth_date:
         raise invalid(f"{prefix}start_date", "before the child's birth date")
-    limit = child.birth_date.replace(year=child.birth_date.year + settings.max_age_at_placement)
+    limit = _birthday(child.birth_date, settings.max_age_at_placement)
     if start >= limit:
         raise invalid(
             f"{prefix}start_date",
@@ -131,6 +131,14 @@ def _check_dates(
         )
     if planned_end is not None and planned_end < start:
         raise invalid(f"{prefix}planned_end_date", "before start_date")
+
+
+def _birthday(birth: date, age: int) -> date:
+    """The day a person turns `age`; someone born on 29 February turns a year older on 1 March."""
+    try:
+        return birth.replace(year=birth.year + age)
+    except ValueError:
+        return date(birth.year + age, 3, 1)
 
 
 async def _check_no_overlap(
