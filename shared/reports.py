@@ -36,6 +36,16 @@ Totals count only shown cells (no secondary suppression)
     differ by a day, or a table from another service. Publish fixed periods (months, years)
     when that matters.
 
+Statistics of groups (an addition for the school and health reports)
+    Where a table's row describes a group of children (the placements of a district that
+    began in the period) with several figures (how many started school, a median of days, a
+    share), the threshold applies to the *group* each figure is computed over, not to the
+    figure: a median, a percentile, a maximum or a share over 1 to threshold - 1 children is
+    `*` like a count (`Suppression.statistic`), and a count of the group's children who did
+    something is a figure of that group, shown when the group is. Such a table's total row
+    covers only the groups whose figure it totals is shown, so, as above, nothing behind a `*`
+    enters a total. Each report's module says which group each column is computed over.
+
 Content negotiation
     JSON by default; CSV with `Accept: text/csv` (an Accept that allows neither is 406). The CSV
     holds one table: a header row, then one row per row label and a last row `total`; UTF-8
@@ -95,6 +105,20 @@ Hits: TypeAlias = Select[*tuple[Any, ...]]
 Cell = Annotated[
     int | Literal["*"],
     Field(description='A count, or "*" for a count from 1 to threshold - 1 (hidden).'),
+]
+StatT = TypeVar("StatT")
+# A figure describing a group of children (see "Statistics of groups" above).
+Count = Annotated[
+    int | Literal["*"],
+    Field(description='A count within a group, or "*" when the group has 1 to threshold - 1 children.'),
+]
+Statistic = Annotated[
+    float | Literal["*"] | None,
+    Field(description='A statistic of a group; null for an empty group, "*" for 1 to threshold - 1 children.'),
+]
+WholeStatistic = Annotated[
+    int | Literal["*"] | None,
+    Field(description='A whole-number statistic of a group (a maximum, a percentile of days); null or "*" as above.'),
 ]
 
 
@@ -174,6 +198,12 @@ class Suppression:
         return 0 < children < self.threshold
 
     def show(self, value: int, children: int) -> int | Literal["*"]:
+        return HIDDEN if self.hides(children) else value
+
+    def statistic(self, value: StatT, children: int) -> StatT | Literal["*"]:
+        """A figure computed over a group of `children` (a median, a maximum, a share, or a
+        count of those in the group who did something): hidden whenever the group is, whatever
+        the figure itself says. A median of two children is as revealing as a count of two."""
         return HIDDEN if self.hides(children) else value
 
 

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     # A temporary placement running longer than this many days is reported as overdue for review.
     # The law sets no limit; six months (183 days) is the usual outer bound. Configurable.
     temporary_placement_max_days: int = Field(default=183, ge=1)
+    # The examination report's deadlines, calendar days from the placement's start. The same
+    # default as notify's health_exam_missing / dental_exam_missing rules (30 days, US
+    # paediatric guidance, services/notify/config.py); kept apart so health need not read
+    # notify's rules file. Set both places when a municipality changes its deadline.
+    report_health_exam_days: int = Field(default=30, ge=0, le=3650)
+    report_dental_exam_days: int = Field(default=30, ge=0, le=3650)
 
     # HTTP hardening (shared/hardening.py).
     max_request_bytes: int = 1_048_576
