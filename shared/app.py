@@ -10,18 +10,21 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.auth import Authenticator, authenticate
+from shared.audit import AuditMiddleware, audit_router, record_in_transaction
+from shared.auth import Authenticator
 from shared.clock import Clock, SystemClock
 from shared.db import make_engine, make_sessionmaker
-from shared.errors import install_error_handlers
+from shared.errors import document_problems, install_error_handlers
 from shared.hardening import install_hardening
 from shared.inbox import EventConsumer, Handler
 from shared.metrics import Metrics
 from shared.outbox import Outbox, OutboxRelay
+from shared.policy import authorize
 from shared.settings import Settings
 
 log = logging.getLogger("obruten.app")
@@ -36,8 +39,9 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 def v1_router() -> APIRouter:
-    """Every API route hangs off this router, so none can bypass authentication."""
-    return APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
+    """Every API route hangs off this router, so none can bypass authentication or the access
+    policy (shared/policy.py), and each request is audited (shared/audit.py)."""
+    return APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
 
 
 @dataclass
@@ -53,6 +57,8 @@ class ServiceSpec:
     title: str
     description: str
     routers: Sequence[APIRouter]
+    # The service's append-only audit trail (shared.audit.audit_table); every service has one.
+    audit: Table
     outbox: Outbox | None = None
     inbox: Table | None = None
     consumers: Sequence[ConsumerSpec] = ()
@@ -124,9 +130,13 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
     app.state.service = spec.name
     app.state.outbox = spec.outbox
     app.state.after_commit = None
+    app.state.audit_table = spec.audit
+    app.state.before_commit = record_in_transaction
     metrics = Metrics(spec.name)
     app.state.metrics = metrics
     install_error_handlers(app)
+    # Inside the hardening and metrics layers, so it sees the status the route produced.
+    app.add_middleware(AuditMiddleware, table=spec.audit)
     metrics.install(app)
     install_hardening(app, settings)
 
@@ -158,8 +168,17 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
                 metrics.outbox_oldest_age.set(age or 0)
         return metrics.render()
 
-    for router in spec.routers:
+    for router in (*spec.routers, audit_router(spec.audit)):
         app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(
+                get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -54,6 +54,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_pre_ping=True,
         pool_timeout=5,
         connect_args={"timeout": 5, "command_timeout": 30},
+        # A statement's parameters (a personnummer, a location) stay out of exception messages,
+        # and so out of every log line and traceback.
+        hide_parameters=True,
     )
 
 
@@ -73,6 +76,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with sessionmaker() as session:
         try:
             yield session
+            # The audit row of a request that went well commits with what it did (shared/audit.py).
+            before_commit: Callable[[Request, AsyncSession], Awaitable[None]] | None = getattr(
+                request.app.state, "before_commit", None
+            )
+            if before_commit is not None:
+                await before_commit(request, session)
             await session.commit()
         except BaseException:
             await session.rollback()

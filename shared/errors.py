@@ -64,6 +64,70 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details.",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "A stable URI a client can switch on."},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "field": {"type": ["string", "null"], "description": "The request field at fault, e.g. `body.end_date`."},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": ["string", "null"]}, "reason": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# What the kernel can answer on any /v1 operation, whatever the route does: the seam (401, 403,
+# 404 for a record outside the caller's rows), the rules (409, 422), the hardening (413 and 429
+# on writes) and an unreachable database (503).
+_COMMON_PROBLEMS = {
+    "401": "No or an invalid bearer token.",
+    "403": "The role may not do this (shared/policy.py).",
+    "404": "No such record among the caller's rows.",
+    "409": "Conflicts with the current state.",
+    "422": "Invalid request: `field` names what to correct.",
+    "503": "A dependency is unavailable; nothing was written. Retry later.",
+}
+_WRITE_PROBLEMS = {
+    "400": "The body is not well-formed JSON.",
+    "413": "Request body too large.",
+    "429": "Too many write requests from this client.",
+}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declares the problem+json answers on every /v1 operation of an OpenAPI document (FastAPI
+    documents only its own 422 shape, which these services never send)."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for path, item in schema.get("paths", {}).items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in item.items():
+            problems = dict(_COMMON_PROBLEMS)
+            if method.upper() in {"POST", "PUT", "PATCH", "DELETE"}:
+                problems.update(_WRITE_PROBLEMS)
+            responses = operation.setdefault("responses", {})
+            for status, description in problems.items():
+                responses[status] = {
+                    "description": description,
+                    "content": {PROBLEM_JSON: {"schema": _PROBLEM_REF}},
+                }
+    components = schema["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return schema
+
+
 def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc)
 

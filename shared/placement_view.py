@@ -114,6 +114,12 @@ class PlacementClient:
         await self.http.aclose()
 
 
+def placement_not_found(field: str) -> Problem:
+    # Also the answer for a placement outside the caller's rows (shared/policy.py): the two
+    # must not differ, or ids could be probed.
+    return Problem(404, "not-found", "Placement not found", "No placement with that id.", field=field)
+
+
 async def require_placement(
     session: AsyncSession, table: Table, client: PlacementClient, placement_id: uuid.UUID, *, field: str
 ) -> RowMapping:
@@ -122,7 +128,7 @@ async def require_placement(
     if row is None:
         snapshot = await client.fetch(placement_id)
         if snapshot is None:
-            raise Problem(404, "not-found", "Placement not found", "No placement with that id.", field=field)
+            raise placement_not_found(field)
         await upsert_placement(session, table, snapshot)
         row = await get_placement_view(session, table, placement_id)
         assert row is not None

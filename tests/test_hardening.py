@@ -44,7 +44,8 @@ async def test_writes_are_rate_limited_per_client(service_client, tokens) -> Non
     async with service_client("placement", settings_override={"rate_limit_writes": "3/minute"}) as client:
         codes = [(await client.post("/v1/children", json=child_body(n))).status_code for n in range(4)]
         assert codes == [201, 201, 201, 429]
-        other = await client.post("/v1/children", json=child_body(9), headers=tokens.headers("caseworker",
-                                                                                              subject="other"))
+        other = await client.post(
+            "/v1/children", json=child_body(9), headers=tokens.headers("caseworker", district="Farsta", subject="other")
+        )
         assert other.status_code == 201, "another client has its own budget"
         assert (await client.get("/v1/placements")).status_code == 200, "reads are not limited"

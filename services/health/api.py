@@ -12,18 +12,14 @@ from services.health import schemas, service
 from services.health.events import ExamKind, ExamStatus
 from services.health.models import Examination
 from shared.app import SettingsDep, v1_router
-from shared.auth import Role, require_roles
 from shared.clock import ClockDep
 from shared.db import SessionDep
 from shared.errors import invalid
 from shared.placement_view import PlacementClient
+from shared.policy import AccessDep
 
+# Who may call what, and which rows each caller sees: shared/policy.py.
 router = v1_router()
-
-# The full access model (district scoping, protected fields) arrives with issue 7; until
-# then these role gates keep the obviously wrong callers out.
-WRITE = require_roles(Role.admin, Role.caseworker, Role.health_staff, Role.service)
-READ = require_roles(Role.admin, Role.caseworker, Role.district_manager, Role.health_staff, Role.service)
 
 
 def _placement_client(request: Request) -> PlacementClient:
@@ -45,14 +41,18 @@ async def _detail(session: AsyncSession, exam: Examination) -> schemas.Examinati
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.ExaminationDetail,
     tags=["examinations"],
-    dependencies=[WRITE],
 )
 async def create_examination(
-    body: schemas.ExaminationCreate, session: SessionDep, client: PlacementClientDep, clock: ClockDep
+    body: schemas.ExaminationCreate,
+    session: SessionDep,
+    client: PlacementClientDep,
+    clock: ClockDep,
+    access: AccessDep,
 ) -> schemas.ExaminationDetail:
     """Record a health or dental examination: a booking (today or later), or an outcome that
     already happened (completed, declined or missed, not in the future)."""
-    exam = await service.create_examination(session, body, client=client, clock=clock)
+    exam = await service.create_examination(session, body, client=client, clock=clock, access=access)
+    access.resource_id = str(exam.id)
     return await _detail(session, exam)
 
 
@@ -60,7 +60,6 @@ async def create_examination(
     "/examinations/{examination_id}/outcome",
     response_model=schemas.ExaminationDetail,
     tags=["examinations"],
-    dependencies=[WRITE],
 )
 async def record_outcome(
     examination_id: uuid.UUID,
@@ -68,9 +67,10 @@ async def record_outcome(
     session: SessionDep,
     client: PlacementClientDep,
     clock: ClockDep,
+    access: AccessDep,
 ) -> schemas.ExaminationDetail:
     """A booked examination was completed, declined or missed."""
-    exam = await service.record_outcome(session, examination_id, body, client=client, clock=clock)
+    exam = await service.record_outcome(session, examination_id, body, client=client, clock=clock, access=access)
     return await _detail(session, exam)
 
 
@@ -78,7 +78,6 @@ async def record_outcome(
     "/examinations/{examination_id}/rebook",
     response_model=schemas.ExaminationDetail,
     tags=["examinations"],
-    dependencies=[WRITE],
 )
 async def rebook(
     examination_id: uuid.UUID,
@@ -86,10 +85,11 @@ async def rebook(
     session: SessionDep,
     client: PlacementClientDep,
     clock: ClockDep,
+    access: AccessDep,
 ) -> schemas.ExaminationDetail:
     """Book a declined or missed examination again, or move a booked one to a new date.
     The history keeps the earlier statuses."""
-    exam = await service.rebook(session, examination_id, body, client=client, clock=clock)
+    exam = await service.rebook(session, examination_id, body, client=client, clock=clock, access=access)
     return await _detail(session, exam)
 
 
@@ -97,19 +97,23 @@ async def rebook(
     "/examinations/{examination_id}",
     response_model=schemas.ExaminationDetail,
     tags=["examinations"],
-    dependencies=[READ],
 )
-async def get_examination(examination_id: uuid.UUID, session: SessionDep) -> schemas.ExaminationDetail:
-    return await _detail(session, await service.get_examination(session, examination_id))
+async def get_examination(
+    examination_id: uuid.UUID, session: SessionDep, access: AccessDep
+) -> schemas.ExaminationDetail:
+    exam = await service.get_examination(session, examination_id)
+    access.check(exam.district, "examination")
+    return await _detail(session, exam)
 
 
-@router.get("/examinations", response_model=schemas.ExaminationPage, tags=["examinations"], dependencies=[READ])
+@router.get("/examinations", response_model=schemas.ExaminationPage, tags=["examinations"])
 async def list_examinations(
     session: SessionDep,
     settings: SettingsDep,
+    access: AccessDep,
     placement_id: uuid.UUID | None = None,
     child_id: uuid.UUID | None = None,
-    district: str | None = None,
+    district: Annotated[str | None, Query(max_length=100)] = None,
     kind: ExamKind | None = None,
     status: ExamStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -118,7 +122,9 @@ async def list_examinations(
 ) -> schemas.ExaminationPage:
     if district is not None and district not in settings.districts:
         raise invalid("query.district", "unknown district")
-    stmt = service.list_query(placement_id=placement_id, child_id=child_id, district=district, kind=kind, status=status)
+    stmt = service.list_query(
+        placement_id=placement_id, child_id=child_id, district=district, kind=kind, status=status
+    ).where(access.list_filter(district, Examination.district))
     items, total = await service.list_examinations(session, stmt, limit=limit, offset=offset)
     return schemas.ExaminationPage(
         items=[schemas.ExaminationOut.model_validate(e) for e in items], total=total, limit=limit, offset=offset

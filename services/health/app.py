@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.health.api import router
-from services.health.models import inbox, outbox
+from services.health.models import audit, inbox, outbox
+from services.health.reports_api import router as reports_router
 from services.health.service import apply_placement_event
 from shared.app import ConsumerSpec, ServiceSpec, create_service_app
 from shared.clock import Clock
@@ -32,7 +33,8 @@ SPEC = ServiceSpec(
         "Health and dental examinations of placed children: that they were booked, completed, declined or missed, "
         "and when; never their medical content. Emits events on `obruten.health`."
     ),
-    routers=[router],
+    routers=[router, reports_router],
+    audit=audit,
     outbox=outbox,
     inbox=inbox,
     consumers=[ConsumerSpec(group_id="health", topics=[TOPIC_PLACEMENT], handler=apply_placement_event)],

@@ -12,6 +12,7 @@ import uuid
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Text, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.db import ServiceBase, TimestampMixin, service_metadata
 from shared.inbox import inbox_table
 from shared.outbox import Outbox, outbox_table
@@ -81,3 +82,4 @@ class ExaminationStatus(Base):
 placement_view = placement_view_table(Base.metadata)
 inbox = inbox_table(Base.metadata)
 outbox = Outbox(outbox_table(Base.metadata), source="/obruten/health")
+audit = audit_table(Base.metadata)

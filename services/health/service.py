@@ -42,7 +42,8 @@ from shared.clock import Clock
 from shared.errors import Problem, invalid, not_found
 from shared.events import CloudEvent, EventType
 from shared.inbox import event_data
-from shared.placement_view import PlacementClient, require_placement, upsert_placement
+from shared.placement_view import PlacementClient, placement_not_found, require_placement, upsert_placement
+from shared.policy import Access
 
 # A booking further ahead than this is refused as a typing error.
 MAX_BOOKING_AHEAD_DAYS = 366
@@ -62,12 +63,16 @@ async def apply_placement_event(session: AsyncSession, event: CloudEvent) -> Non
         await upsert_placement(session, placement_view, data)
 
 
-async def _placement_for_write(session: AsyncSession, client: PlacementClient, placement_id: uuid.UUID) -> RowMapping:
+async def _placement_for_write(
+    session: AsyncSession, client: PlacementClient, placement_id: uuid.UUID, access: Access
+) -> RowMapping:
     """The placement, locked: writes about one placement's examinations queue behind each
     other, so the open-booking check sees what the previous writer committed."""
     await require_placement(session, placement_view, client, placement_id, field="body.placement_id")
     stmt = select(placement_view).where(placement_view.c.placement_id == placement_id).with_for_update()
-    return (await session.execute(stmt)).mappings().one()
+    row = (await session.execute(stmt)).mappings().one()
+    access.check(row["district"], placement_not_found("body.placement_id"))
+    return row
 
 
 def _check_date(placement: RowMapping, status: ExamStatus, day: dt.date, *, clock: Clock, field: str) -> None:
@@ -148,9 +153,9 @@ async def _record(session: AsyncSession, exam: Examination, *, clock: Clock) -> 
 
 
 async def create_examination(
-    session: AsyncSession, body: schemas.ExaminationCreate, *, client: PlacementClient, clock: Clock
+    session: AsyncSession, body: schemas.ExaminationCreate, *, client: PlacementClient, clock: Clock, access: Access
 ) -> Examination:
-    placement = await _placement_for_write(session, client, body.placement_id)
+    placement = await _placement_for_write(session, client, body.placement_id, access)
     _check_date(placement, body.status, body.date, clock=clock, field="body.date")
     if body.status is ExamStatus.booked:
         await _refuse_second_booking(session, body.placement_id, body.kind, field="body.kind")
@@ -173,13 +178,14 @@ async def create_examination(
 
 
 async def _examination_for_write(
-    session: AsyncSession, client: PlacementClient, examination_id: uuid.UUID
+    session: AsyncSession, client: PlacementClient, examination_id: uuid.UUID, access: Access
 ) -> tuple[Examination, RowMapping]:
     exam = await session.scalar(select(Examination).where(Examination.id == examination_id))
     if exam is None:
         raise not_found("examination")
+    access.check(exam.district, "examination")
     # Placement first, then the examination: the same lock order as create_examination.
-    placement = await _placement_for_write(session, client, exam.placement_id)
+    placement = await _placement_for_write(session, client, exam.placement_id, access)
     locked = await session.scalar(
         select(Examination)
         .where(Examination.id == examination_id)
@@ -197,8 +203,9 @@ async def record_outcome(
     *,
     client: PlacementClient,
     clock: Clock,
+    access: Access,
 ) -> Examination:
-    exam, placement = await _examination_for_write(session, client, examination_id)
+    exam, placement = await _examination_for_write(session, client, examination_id, access)
     if exam.status == ExamStatus.completed.value:
         raise Problem(
             409,
@@ -234,8 +241,9 @@ async def rebook(
     *,
     client: PlacementClient,
     clock: Clock,
+    access: Access,
 ) -> Examination:
-    exam, placement = await _examination_for_write(session, client, examination_id)
+    exam, placement = await _examination_for_write(session, client, examination_id, access)
     if exam.status == ExamStatus.completed.value:
         raise Problem(
             409,

@@ -11,19 +11,17 @@ from fastapi import status as http_status
 from services.notify import schemas, service
 from services.notify.config import RULE_NAMES
 from services.notify.events import AlertStatus
+from services.notify.models import Alert
 from shared.app import SettingsDep, v1_router
-from shared.auth import PrincipalDep, Role, require_roles
+from shared.auth import PrincipalDep
 from shared.clock import ClockDep
 from shared.db import SessionDep
 from shared.errors import invalid
+from shared.policy import AccessDep
 
+# Who may call what, and which alerts each caller sees: shared/policy.py. A webhook sends alert
+# data to any URL, so only administrators manage them.
 router = v1_router()
-
-# District scoping of who sees which alert arrives with the access model (issue 7).
-READ = require_roles(Role.admin, Role.caseworker, Role.district_manager, Role.central_analyst, Role.service)
-ACK = require_roles(Role.admin, Role.caseworker, Role.district_manager)
-# A webhook sends alert data to any URL: only administrators and services manage them.
-HOOKS = require_roles(Role.admin, Role.service)
 
 
 def _context(request: Request) -> service.Context:
@@ -41,11 +39,12 @@ def _check_rule(value: str, field: str) -> None:
         raise invalid(field, f"unknown rule; expected one of: {', '.join(RULE_NAMES)}")
 
 
-@router.get("/alerts", response_model=schemas.AlertPage, tags=["alerts"], dependencies=[READ])
+@router.get("/alerts", response_model=schemas.AlertPage, tags=["alerts"])
 async def list_alerts(
     session: SessionDep,
     settings: SettingsDep,
-    district: str | None = None,
+    access: AccessDep,
+    district: Annotated[str | None, Query(max_length=100)] = None,
     rule: Annotated[str | None, Query(description=f"One of: {', '.join(RULE_NAMES)}.")] = None,
     status: AlertStatus | None = None,
     placement_id: uuid.UUID | None = None,
@@ -59,17 +58,18 @@ async def list_alerts(
         _check_rule(rule, "query.rule")
     stmt = service.alert_query(
         district=district, rule=rule, status=status.value if status else None, placement_id=placement_id
-    )
+    ).where(access.list_filter(district, Alert.district))
     items, total = await service.list_alerts(session, stmt, limit=limit, offset=offset)
     return schemas.AlertPage(
         items=[schemas.AlertOut.model_validate(a) for a in items], total=total, limit=limit, offset=offset
     )
 
 
-@router.get("/alerts/{alert_id}", response_model=schemas.AlertDetail, tags=["alerts"], dependencies=[READ])
-async def get_alert(alert_id: uuid.UUID, session: SessionDep) -> schemas.AlertDetail:
+@router.get("/alerts/{alert_id}", response_model=schemas.AlertDetail, tags=["alerts"])
+async def get_alert(alert_id: uuid.UUID, session: SessionDep, access: AccessDep) -> schemas.AlertDetail:
     """An alert with every transition it went through."""
     alert = await service.get_alert(session, alert_id)
+    access.check(alert.district, "alert")
     history = await service.alert_history(session, alert_id)
     return schemas.AlertDetail(
         **schemas.AlertOut.model_validate(alert).model_dump(),
@@ -77,11 +77,17 @@ async def get_alert(alert_id: uuid.UUID, session: SessionDep) -> schemas.AlertDe
     )
 
 
-@router.post("/alerts/{alert_id}/acknowledge", response_model=schemas.AlertDetail, tags=["alerts"], dependencies=[ACK])
+@router.post("/alerts/{alert_id}/acknowledge", response_model=schemas.AlertDetail, tags=["alerts"])
 async def acknowledge_alert(
-    alert_id: uuid.UUID, body: schemas.Acknowledge, session: SessionDep, principal: PrincipalDep, request: Request
+    alert_id: uuid.UUID,
+    body: schemas.Acknowledge,
+    session: SessionDep,
+    principal: PrincipalDep,
+    request: Request,
+    access: AccessDep,
 ) -> schemas.AlertDetail:
     """Say someone is on it. 409 when the alert is resolved, already acknowledged, or only a pre-warning."""
+    access.check((await service.get_alert(session, alert_id)).district, "alert")
     alert = await service.acknowledge(session, _context(request), alert_id, actor=principal.subject, note=body.note)
     history = await service.alert_history(session, alert_id)
     return schemas.AlertDetail(
@@ -95,7 +101,6 @@ async def acknowledge_alert(
     status_code=http_status.HTTP_201_CREATED,
     response_model=schemas.WebhookOut,
     tags=["webhooks"],
-    dependencies=[HOOKS],
 )
 async def create_webhook(
     body: schemas.WebhookCreate, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
@@ -118,18 +123,18 @@ async def create_webhook(
     return schemas.WebhookOut.model_validate(hook)
 
 
-@router.get("/webhooks", response_model=list[schemas.WebhookOut], tags=["webhooks"], dependencies=[HOOKS])
+@router.get("/webhooks", response_model=list[schemas.WebhookOut], tags=["webhooks"])
 async def list_webhooks(session: SessionDep) -> list[schemas.WebhookOut]:
     return [schemas.WebhookOut.model_validate(h) for h in await service.list_webhooks(session)]
 
 
-@router.get("/webhooks/{webhook_id}", response_model=schemas.WebhookOut, tags=["webhooks"], dependencies=[HOOKS])
+@router.get("/webhooks/{webhook_id}", response_model=schemas.WebhookOut, tags=["webhooks"])
 async def get_webhook(webhook_id: uuid.UUID, session: SessionDep) -> schemas.WebhookOut:
     return schemas.WebhookOut.model_validate(await service.get_webhook(session, webhook_id))
 
 
 @router.delete(
-    "/webhooks/{webhook_id}", status_code=http_status.HTTP_204_NO_CONTENT, tags=["webhooks"], dependencies=[HOOKS]
+    "/webhooks/{webhook_id}", status_code=http_status.HTTP_204_NO_CONTENT, tags=["webhooks"]
 )
 async def delete_webhook(webhook_id: uuid.UUID, session: SessionDep, clock: ClockDep) -> Response:
     """Unsubscribe. Deliveries not yet made are cancelled; the log of those made is kept."""
@@ -141,7 +146,6 @@ async def delete_webhook(webhook_id: uuid.UUID, session: SessionDep, clock: Cloc
     "/webhooks/{webhook_id}/deliveries",
     response_model=schemas.WebhookDeliveryPage,
     tags=["webhooks"],
-    dependencies=[HOOKS],
 )
 async def list_deliveries(
     webhook_id: uuid.UUID,

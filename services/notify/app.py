@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from services.notify.api import router
 from services.notify.config import NotifySettings, notify_settings
 from services.notify.delivery import run_sender
-from services.notify.models import inbox, outbox
+from services.notify.models import audit, inbox, outbox
 from services.notify.service import Context, evaluate_due, make_handler
 from shared.app import ConsumerSpec, ServiceSpec, create_service_app
 from shared.clock import Clock, SystemClock
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             "transition on `obruten.alerts` and to signed webhooks."
         ),
         routers=[router],
+        audit=audit,
         outbox=outbox,
         inbox=inbox,
         consumers=[

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.db import ServiceBase, TimestampMixin, service_metadata
 from shared.inbox import inbox_table
 from shared.outbox import Outbox, outbox_table
@@ -30,6 +31,7 @@ class Base(ServiceBase, DeclarativeBase):
     metadata = service_metadata()
 
 
+audit = audit_table(Base.metadata)
 inbox = inbox_table(Base.metadata)
 placement_view = placement_view_table(Base.metadata)
 outbox = Outbox(outbox_table(Base.metadata), source="/obruten/notify")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.placement.api import router
-from services.placement.models import outbox
+from services.placement.models import audit, outbox
 from services.placement.reports_api import router as reports_router
 from shared.app import ServiceSpec, create_service_app
 from shared.clock import Clock
@@ -16,6 +16,7 @@ SPEC = ServiceSpec(
     title="Obruten placement service",
     description="Children placed outside the home and their placements. Emits events on `obruten.placement`.",
     routers=[router, reports_router],
+    audit=audit,
     outbox=outbox,
 )
 

@@ -9,6 +9,7 @@ from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, Text, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.db import ServiceBase, TimestampMixin, service_metadata
 from shared.outbox import Outbox, outbox_table
 
@@ -70,3 +71,4 @@ class Placement(TimestampMixin, Base):
 
 
 outbox = Outbox(outbox_table(Base.metadata), source="/obruten/placement")
+audit = audit_table(Base.metadata)

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 from personnummer.personnummer import Personnummer, PersonnummerException
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.placement import schemas
@@ -105,6 +106,14 @@ async def update_child(
     return child
 
 
+async def protected_children(session: AsyncSession, child_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these children have protected identity."""
+    if not child_ids:
+        return set()
+    rows = await session.scalars(select(Child.id).where(Child.id.in_(child_ids), Child.protected_identity))
+    return set(rows.all())
+
+
 async def get_placement(session: AsyncSession, placement_id: uuid.UUID, *, for_update: bool = False) -> Placement:
     stmt = select(Placement).where(Placement.id == placement_id)
     if for_update:
@@ -163,6 +172,11 @@ async def _check_no_overlap(
         )
 
 
+def child_not_found(field: str) -> Problem:
+    # Also the answer for a child outside the caller's rows: the two must not differ.
+    return Problem(404, "not-found", "Child not found", "No child with that id.", field=field)
+
+
 async def create_placement(
     session: AsyncSession,
     child_id: uuid.UUID,
@@ -175,10 +189,11 @@ async def create_placement(
 ) -> Placement:
     child = await session.scalar(select(Child).where(Child.id == child_id).with_for_update())
     if child is None:
-        raise Problem(404, "not-found", "Child not found", "No child with that id.", field="body.child_id")
+        raise child_not_found("body.child_id")
     check_district(settings, body.district, f"{prefix}district")
     _check_dates(child, body.start_date, body.planned_end_date, settings=settings, clock=clock, prefix=prefix)
-    await _check_no_overlap(session, child.id, body.start_date, field=f"{prefix}start_date")
+    # No overlap query first: the exclusion constraint placement_no_overlap decides (it must
+    # anyway, for concurrent writers), which saves a round trip on every write that succeeds.
     placement = Placement(
         id=uuid.uuid4(),
         child_id=child.id,
@@ -196,9 +211,32 @@ async def create_placement(
         version=1,
     )
     session.add(placement)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if _sqlstate(exc) != EXCLUSION_VIOLATION:
+            raise
+        # The transaction is aborted; the request fails with 409 either way, so roll it back
+        # here and look up the clashing placement for the answer in a fresh one.
+        await session.rollback()
+        await _check_no_overlap(session, child_id, body.start_date, field=f"{prefix}start_date")
+        raise Problem(
+            409,
+            "placement-overlap",
+            "Overlapping placement",
+            "The child has a placement that overlaps this one; it changed meanwhile, read it and retry.",
+            field=f"{prefix}start_date",
+        ) from exc
     await _emit(session, PLACEMENT_STARTED, placement, child, clock)
     return placement
+
+
+EXCLUSION_VIOLATION = "23P01"
+
+
+def _sqlstate(exc: IntegrityError) -> str | None:
+    state = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+    return state if isinstance(state, str) else None
 
 
 async def update_placement(

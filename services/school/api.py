@@ -8,26 +8,16 @@ from typing import Annotated
 from fastapi import Depends, Query, Request, status
 
 from services.school import schemas, service
+from services.school.models import SchoolEnd, SchoolPlan, SchoolStart
 from shared.app import SettingsDep, v1_router
-from shared.auth import Role, require_roles
 from shared.clock import ClockDep
 from shared.db import SessionDep
+from shared.errors import not_found
 from shared.placement_view import PlacementClient
+from shared.policy import Access, AccessDep, ProtectedField
 
+# Who may call what, and which rows and fields each caller sees: shared/policy.py.
 router = v1_router()
-
-# The full access model (district scoping, protected fields) arrives with issue 7; until
-# then these role gates keep the obviously wrong callers out.
-_SCHOOL_ROLES = (
-    Role.admin,
-    Role.caseworker,
-    Role.district_manager,
-    Role.school_coordinator,
-    Role.protected_teaching,
-    Role.service,
-)
-WRITE = require_roles(*_SCHOOL_ROLES)
-READ = require_roles(*_SCHOOL_ROLES)
 
 
 def _placement_client(request: Request) -> PlacementClient:
@@ -38,24 +28,57 @@ def _placement_client(request: Request) -> PlacementClient:
 PlacementClientDep = Annotated[PlacementClient, Depends(_placement_client)]
 
 
+async def _check(session: SessionDep, access: Access, record: SchoolPlan | SchoolStart | SchoolEnd, what: str) -> None:
+    protected = record.placement_id in await service.protected_placements(session, {record.placement_id})
+    access.check(record.district, not_found(what), protected=protected, record_id=record.id)
+
+
+async def _plans_out(session: SessionDep, access: Access, plans: list[SchoolPlan]) -> list[schemas.SchoolPlanOut]:
+    """A protected child's planned school unit is null unless the policy grants it."""
+    protected = await service.protected_placements(session, {p.placement_id for p in plans})
+    out = []
+    for plan in plans:
+        item = schemas.SchoolPlanOut.model_validate(plan)
+        if plan.placement_id in protected and not access.sees(ProtectedField.school_unit):
+            item.planned_school_unit_code = None
+        out.append(item)
+    return out
+
+
+async def _starts_out(session: SessionDep, access: Access, starts: list[SchoolStart]) -> list[schemas.SchoolStartOut]:
+    """A protected child's school unit is null unless the policy grants it."""
+    protected = await service.protected_placements(session, {s.placement_id for s in starts})
+    out = []
+    for start in starts:
+        item = schemas.SchoolStartOut.model_validate(start)
+        if start.placement_id in protected and not access.sees(ProtectedField.school_unit):
+            item.school_unit_code = None
+        out.append(item)
+    return out
+
+
 @router.post(
     "/school-plans",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.SchoolPlanOut,
     tags=["school plans"],
-    dependencies=[WRITE],
 )
 async def create_plan(
-    body: schemas.SchoolPlanCreate, session: SessionDep, client: PlacementClientDep, clock: ClockDep
+    body: schemas.SchoolPlanCreate, session: SessionDep, client: PlacementClientDep, clock: ClockDep, access: AccessDep
 ) -> schemas.SchoolPlanOut:
     """Record a school plan (skolplanering) for a placement."""
-    plan = await service.create_plan(session, body, client=client, clock=clock)
-    return schemas.SchoolPlanOut.model_validate(plan)
+    plan = await service.create_plan(session, body, client=client, clock=clock, access=access)
+    access.resource_id = str(plan.id)
+    [out] = await _plans_out(session, access, [plan])
+    return out
 
 
-@router.get("/school-plans/{plan_id}", response_model=schemas.SchoolPlanOut, tags=["school plans"], dependencies=[READ])
-async def get_plan(plan_id: uuid.UUID, session: SessionDep) -> schemas.SchoolPlanOut:
-    return schemas.SchoolPlanOut.model_validate(await service.get_plan(session, plan_id))
+@router.get("/school-plans/{plan_id}", response_model=schemas.SchoolPlanOut, tags=["school plans"])
+async def get_plan(plan_id: uuid.UUID, session: SessionDep, access: AccessDep) -> schemas.SchoolPlanOut:
+    plan = await service.get_plan(session, plan_id)
+    await _check(session, access, plan, "school plan")
+    [out] = await _plans_out(session, access, [plan])
+    return out
 
 
 @router.post(
@@ -63,22 +86,28 @@ async def get_plan(plan_id: uuid.UUID, session: SessionDep) -> schemas.SchoolPla
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.SchoolStartOut,
     tags=["school starts"],
-    dependencies=[WRITE],
 )
 async def create_start(
-    body: schemas.SchoolStartCreate, session: SessionDep, client: PlacementClientDep, clock: ClockDep
+    body: schemas.SchoolStartCreate,
+    session: SessionDep,
+    client: PlacementClientDep,
+    clock: ClockDep,
+    access: AccessDep,
 ) -> schemas.SchoolStartOut:
     """Record that the child started school (a school unit) or other teaching. Refused while
     an earlier start of the same placement has no school end."""
-    start = await service.create_start(session, body, client=client, clock=clock)
-    return schemas.SchoolStartOut.model_validate(start)
+    start = await service.create_start(session, body, client=client, clock=clock, access=access)
+    access.resource_id = str(start.id)
+    [out] = await _starts_out(session, access, [start])
+    return out
 
 
-@router.get("/school-starts", response_model=schemas.SchoolStartPage, tags=["school starts"], dependencies=[READ])
+@router.get("/school-starts", response_model=schemas.SchoolStartPage, tags=["school starts"])
 async def list_starts(
     session: SessionDep,
     settings: SettingsDep,
-    district: str | None = None,
+    access: AccessDep,
+    district: Annotated[str | None, Query(max_length=100)] = None,
     placement_id: uuid.UUID | None = None,
     open_: Annotated[
         bool | None, Query(alias="open", description="Only starts without (true) or with (false) an end.")
@@ -88,18 +117,21 @@ async def list_starts(
 ) -> schemas.SchoolStartPage:
     if district is not None:
         service.check_district(settings, district, "query.district")
-    stmt = service.list_starts_query(district=district, placement_id=placement_id, open_only=open_)
+    stmt = service.list_starts_query(district=district, placement_id=placement_id, open_only=open_).where(
+        access.list_filter(district, SchoolStart.district, service.protected_placement(SchoolStart.placement_id))
+    )
     items, total = await service.list_starts(session, stmt, limit=limit, offset=offset)
     return schemas.SchoolStartPage(
-        items=[schemas.SchoolStartOut.model_validate(s) for s in items], total=total, limit=limit, offset=offset
+        items=await _starts_out(session, access, items), total=total, limit=limit, offset=offset
     )
 
 
-@router.get(
-    "/school-starts/{start_id}", response_model=schemas.SchoolStartOut, tags=["school starts"], dependencies=[READ]
-)
-async def get_start(start_id: uuid.UUID, session: SessionDep) -> schemas.SchoolStartOut:
-    return schemas.SchoolStartOut.model_validate(await service.get_start(session, start_id))
+@router.get("/school-starts/{start_id}", response_model=schemas.SchoolStartOut, tags=["school starts"])
+async def get_start(start_id: uuid.UUID, session: SessionDep, access: AccessDep) -> schemas.SchoolStartOut:
+    start = await service.get_start(session, start_id)
+    await _check(session, access, start, "school start")
+    [out] = await _starts_out(session, access, [start])
+    return out
 
 
 @router.post(
@@ -107,30 +139,32 @@ async def get_start(start_id: uuid.UUID, session: SessionDep) -> schemas.SchoolS
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.SchoolEndOut,
     tags=["school ends"],
-    dependencies=[WRITE],
 )
 async def create_end(
-    body: schemas.SchoolEndCreate, session: SessionDep, client: PlacementClientDep, clock: ClockDep
+    body: schemas.SchoolEndCreate, session: SessionDep, client: PlacementClientDep, clock: ClockDep, access: AccessDep
 ) -> schemas.SchoolEndOut:
     """Record that the child stopped attending; where the child is schooled is open again."""
-    end = await service.create_end(session, body, client=client, clock=clock)
+    end = await service.create_end(session, body, client=client, clock=clock, access=access)
+    access.resource_id = str(end.id)
     return schemas.SchoolEndOut.model_validate(end)
 
 
-@router.get("/school-ends/{end_id}", response_model=schemas.SchoolEndOut, tags=["school ends"], dependencies=[READ])
-async def get_end(end_id: uuid.UUID, session: SessionDep) -> schemas.SchoolEndOut:
-    return schemas.SchoolEndOut.model_validate(await service.get_end(session, end_id))
+@router.get("/school-ends/{end_id}", response_model=schemas.SchoolEndOut, tags=["school ends"])
+async def get_end(end_id: uuid.UUID, session: SessionDep, access: AccessDep) -> schemas.SchoolEndOut:
+    end = await service.get_end(session, end_id)
+    await _check(session, access, end, "school end")
+    return schemas.SchoolEndOut.model_validate(end)
 
 
-@router.get(
-    "/placements/{placement_id}/schooling", response_model=schemas.Schooling, tags=["schooling"], dependencies=[READ]
-)
-async def get_schooling(placement_id: uuid.UUID, session: SessionDep, client: PlacementClientDep) -> schemas.Schooling:
+@router.get("/placements/{placement_id}/schooling", response_model=schemas.Schooling, tags=["schooling"])
+async def get_schooling(
+    placement_id: uuid.UUID, session: SessionDep, client: PlacementClientDep, access: AccessDep
+) -> schemas.Schooling:
     """The school plans, starts and ends of one placement, oldest first."""
-    plans, starts, ends = await service.schooling(session, placement_id, client=client)
+    plans, starts, ends = await service.schooling(session, placement_id, client=client, access=access)
     return schemas.Schooling(
         placement_id=placement_id,
-        plans=[schemas.SchoolPlanOut.model_validate(p) for p in plans],
-        starts=[schemas.SchoolStartOut.model_validate(s) for s in starts],
+        plans=await _plans_out(session, access, list(plans)),
+        starts=await _starts_out(session, access, list(starts)),
         ends=[schemas.SchoolEndOut.model_validate(e) for e in ends],
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.school.api import router
-from services.school.models import inbox, outbox
+from services.school.models import audit, inbox, outbox
+from services.school.reports_api import router as reports_router
 from services.school.service import apply_placement_event
 from shared.app import ConsumerSpec, ServiceSpec, create_service_app
 from shared.clock import Clock
@@ -29,7 +30,8 @@ SPEC = ServiceSpec(
     name="school",
     title="Obruten school service",
     description="School plans, school starts and school ends of placed children. Emits events on `obruten.school`.",
-    routers=[router],
+    routers=[router, reports_router],
+    audit=audit,
     outbox=outbox,
     inbox=inbox,
     consumers=[ConsumerSpec(group_id="school", topics=[TOPIC_PLACEMENT], handler=apply_placement_event)],

@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Text, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.db import ServiceBase, TimestampMixin, service_metadata
 from shared.inbox import inbox_table
 from shared.outbox import Outbox, outbox_table
@@ -96,3 +97,4 @@ class SchoolEnd(TimestampMixin, Base):
 placement_view = placement_view_table(Base.metadata)
 inbox = inbox_table(Base.metadata)
 outbox = Outbox(outbox_table(Base.metadata), source="/obruten/school")
+audit = audit_table(Base.metadata)

@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from services.placement.events import PlacementSnapshot
 from services.school import schemas
@@ -32,7 +33,8 @@ from shared.clock import Clock
 from shared.errors import Problem, invalid, not_found
 from shared.events import CloudEvent
 from shared.inbox import event_data
-from shared.placement_view import PlacementClient, require_placement, upsert_placement
+from shared.placement_view import PlacementClient, placement_not_found, require_placement, upsert_placement
+from shared.policy import Access
 from shared.settings import Settings
 from shared.vocabulary import PlacementForm
 
@@ -50,7 +52,37 @@ def is_protected(placement: RowMapping) -> bool:
     return bool(placement["protected_identity"]) or placement["form"] == PlacementForm.skyddat_boende.value
 
 
-async def _placement_for_write(session: AsyncSession, client: PlacementClient, placement_id: uuid.UUID) -> RowMapping:
+def protected_placement(placement_id: InstrumentedAttribute[uuid.UUID]) -> ColumnElement[bool]:
+    """SQL: the placement of a school record is protected (as `is_protected`)."""
+    return exists().where(
+        placement_view.c.placement_id == placement_id,
+        or_(placement_view.c.protected_identity, placement_view.c.form == PlacementForm.skyddat_boende.value),
+    )
+
+
+async def protected_placements(session: AsyncSession, placement_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these placements are protected; one not (yet) known here counts as protected,
+    so that a school unit is withheld rather than shown when in doubt."""
+    if not placement_ids:
+        return set()
+    rows = (
+        await session.execute(select(placement_view).where(placement_view.c.placement_id.in_(placement_ids)))
+    ).mappings()
+    open_ = {r["placement_id"] for r in rows if not is_protected(r)}
+    return placement_ids - open_
+
+
+async def check_placement(
+    session: AsyncSession, access: Access, placement_id: uuid.UUID, district: str, *, field: str
+) -> None:
+    """404, as for an unknown placement, unless its records are among the caller's rows."""
+    protected = placement_id in await protected_placements(session, {placement_id})
+    access.check(district, placement_not_found(field), protected=protected)
+
+
+async def _placement_for_write(
+    session: AsyncSession, client: PlacementClient, placement_id: uuid.UUID, access: Access
+) -> RowMapping:
     """The placement, locked: writes about one placement's schooling queue behind each other,
     so the checks below see what the previous writer committed."""
     await require_placement(session, placement_view, client, placement_id, field="body.placement_id")
@@ -63,6 +95,7 @@ async def _placement_for_write(session: AsyncSession, client: PlacementClient, p
         .mappings()
         .one()
     )
+    access.check(row["district"], placement_not_found("body.placement_id"), protected=is_protected(row))
     return row
 
 
@@ -72,9 +105,9 @@ def _not_in_future(value: date, *, clock: Clock, field: str) -> None:
 
 
 async def create_plan(
-    session: AsyncSession, body: schemas.SchoolPlanCreate, *, client: PlacementClient, clock: Clock
+    session: AsyncSession, body: schemas.SchoolPlanCreate, *, client: PlacementClient, clock: Clock, access: Access
 ) -> SchoolPlan:
-    placement = await _placement_for_write(session, client, body.placement_id)
+    placement = await _placement_for_write(session, client, body.placement_id, access)
     _not_in_future(body.drawn_up_on, clock=clock, field="body.drawn_up_on")
     end = placement["end_date"]
     if end is not None and body.drawn_up_on >= end:
@@ -132,9 +165,9 @@ async def _open_start(session: AsyncSession, placement_id: uuid.UUID) -> SchoolS
 
 
 async def create_start(
-    session: AsyncSession, body: schemas.SchoolStartCreate, *, client: PlacementClient, clock: Clock
+    session: AsyncSession, body: schemas.SchoolStartCreate, *, client: PlacementClient, clock: Clock, access: Access
 ) -> SchoolStart:
-    placement = await _placement_for_write(session, client, body.placement_id)
+    placement = await _placement_for_write(session, client, body.placement_id, access)
     provision, code = _what_started(body)
     placement_start: date = placement["start_date"]
     placement_end: date | None = placement["end_date"]
@@ -208,9 +241,9 @@ async def create_start(
 
 
 async def create_end(
-    session: AsyncSession, body: schemas.SchoolEndCreate, *, client: PlacementClient, clock: Clock
+    session: AsyncSession, body: schemas.SchoolEndCreate, *, client: PlacementClient, clock: Clock, access: Access
 ) -> SchoolEnd:
-    await _placement_for_write(session, client, body.placement_id)
+    await _placement_for_write(session, client, body.placement_id, access)
     start = await _open_start(session, body.placement_id)
     if start is None:
         raise Problem(
@@ -274,9 +307,10 @@ async def get_end(session: AsyncSession, end_id: uuid.UUID) -> SchoolEnd:
 
 
 async def schooling(
-    session: AsyncSession, placement_id: uuid.UUID, *, client: PlacementClient
+    session: AsyncSession, placement_id: uuid.UUID, *, client: PlacementClient, access: Access
 ) -> tuple[Sequence[SchoolPlan], Sequence[SchoolStart], Sequence[SchoolEnd]]:
-    await require_placement(session, placement_view, client, placement_id, field="path.placement_id")
+    row = await require_placement(session, placement_view, client, placement_id, field="path.placement_id")
+    access.check(row["district"], placement_not_found("path.placement_id"), protected=is_protected(row))
     plans = await session.scalars(
         select(SchoolPlan)
         .where(SchoolPlan.placement_id == placement_id)
