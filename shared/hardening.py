@@ -3,10 +3,9 @@ limit, closed CORS unless configured, and a rate limit per client on write endpo
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from hashlib import sha256
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from limits import parse
 from limits.aio.storage import MovingWindowSupport
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -80,38 +79,67 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class Hardening:
+    """The write rate limit and the security headers, as pure ASGI middleware: Starlette's
+    BaseHTTPMiddleware (`@app.middleware("http")`) runs the rest of the app in a task joined by
+    memory streams, which costs more per request than everything this layer does."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        # The async flavour of each storage is named with an `async+` prefix in `limits`.
+        storage = storage_from_string(f"async+{settings.rate_limit_storage}")
+        assert isinstance(storage, MovingWindowSupport)
+        self.limiter = MovingWindowRateLimiter(storage)
+        self.limit = parse(settings.rate_limit_writes)
+        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
+        self.docs_headers = [h for h in self.headers if h[0] != b"content-security-policy"]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        extra = self.docs_headers if path.startswith(DOCS_PATHS) else self.headers
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                # setdefault: a route that sets its own (e.g. Cache-Control) keeps it.
+                headers.extend(h for h in extra if h[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if scope["method"] in WRITE_METHODS and path.startswith("/v1/") and not await self._allowed(scope):
+            response = problem_response(
+                429,
+                "rate-limited",
+                "Too many requests",
+                f"Write requests are limited to {self.settings.rate_limit_writes}.",
+                path,
+            )
+            response.headers["Retry-After"] = "1"
+            await response(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    async def _allowed(self, scope: Scope) -> bool:
+        # Keyed by the bearer token (hashed) when there is one, else by address: one runaway
+        # integration cannot starve the others.
+        auth = b""
+        for name, value in scope.get("headers") or ():
+            if name == b"authorization":
+                auth = value
+                break
+        client = scope.get("client")
+        key = sha256(auth).hexdigest()[:32] if auth else (client[0] if client else "unknown")
+        service: str = scope["app"].state.service
+        return bool(await self.limiter.hit(self.limit, service, key))
+
+
 def install_hardening(app: FastAPI, settings: Settings) -> None:
-    # The async flavour of each storage is named with an `async+` prefix in `limits`.
-    storage = storage_from_string(f"async+{settings.rate_limit_storage}")
-    assert isinstance(storage, MovingWindowSupport)
-    limiter = MovingWindowRateLimiter(storage)
-    limit = parse(settings.rate_limit_writes)
-
-    @app.middleware("http")
-    async def _harden(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.method in WRITE_METHODS and request.url.path.startswith("/v1/"):
-            # Keyed by the bearer token (hashed) when there is one, else by address: one
-            # runaway integration cannot starve the others.
-            auth = request.headers.get("authorization", "")
-            client = request.client.host if request.client else "unknown"
-            key = sha256(auth.encode()).hexdigest()[:32] if auth else client
-            if not await limiter.hit(limit, request.app.state.service, key):
-                response: Response = problem_response(
-                    429,
-                    "rate-limited",
-                    "Too many requests",
-                    f"Write requests are limited to {settings.rate_limit_writes}.",
-                    request.url.path,
-                )
-                response.headers["Retry-After"] = "1"
-                return response
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            if name == "Content-Security-Policy" and request.url.path.startswith(DOCS_PATHS):
-                continue
-            response.headers.setdefault(name, value)
-        return response
-
+    app.add_middleware(Hardening, settings=settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_allow_origins:
         app.add_middleware(

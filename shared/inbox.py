@@ -14,6 +14,7 @@ from aiokafka.errors import CommitFailedError
 from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events import REGISTRY, TOPIC_DEADLETTER, TOPICS, CloudEvent
@@ -69,6 +70,7 @@ class EventConsumer:
         sessionmaker: async_sessionmaker[AsyncSession],
         inbox: Table,
         handler: Handler,
+        max_batch: int = 500,
     ) -> None:
         self.settings = settings
         self.group_id = group_id
@@ -77,6 +79,8 @@ class EventConsumer:
         self.inbox = inbox
         self.handler = handler
         self.processed = 0
+        # Up to this many events share one transaction (one commit, one offset commit).
+        self.max_batch = max_batch
         self.dead_lettered = 0
         self._producer: AIOKafkaProducer | None = None
 
@@ -99,10 +103,9 @@ class EventConsumer:
                 await consumer.start()
                 backoff = 0.5
                 while True:
-                    batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                    batches = await consumer.getmany(timeout_ms=500, max_records=self.max_batch)
                     for tp, records in batches.items():
-                        for record in records:
-                            await self._process(record)
+                        await self._process_batch(records)
                         await self._commit(consumer, tp, records[-1].offset + 1)
             except asyncio.CancelledError:
                 raise
@@ -140,32 +143,64 @@ class EventConsumer:
             raise PoisonEvent(f"invalid data: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from exc
         return event
 
-    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            event = self._parse(record)
-        except PoisonEvent as exc:
-            await self._dead_letter(record, str(exc))
-            return
+    async def _process_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Apply one partition's batch in one transaction, each event under its own SAVEPOINT.
+
+        One commit (one fsync) per batch instead of per event. An event that can never be
+        applied (PoisonEvent, a data or constraint error: SQLSTATE class 22 or 23) loses only
+        its savepoint and is dead-lettered; anything else (the database gone, a deadlock) rolls
+        back the whole batch, which is retried whole: the inbox makes the replay harmless.
+        Dead letters go out after the commit, in offset order, so a retried batch parks nothing twice.
+        """
+        parsed: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent | str]] = []
+        for record in records:
+            try:
+                parsed.append((record, self._parse(record)))
+            except PoisonEvent as exc:
+                parsed.append((record, str(exc)))
         backoff = 0.2
         while True:
+            rejected: dict[int, str] = {}
+            applied = 0
             try:
-                async with self.sessionmaker() as session, session.begin():
-                    if await claim(session, self.inbox, event):
-                        await self.handler(session, event)
-                self.processed += 1
-                return
-            except PoisonEvent as exc:
-                await self._dead_letter(record, str(exc))
-                return
+                if any(isinstance(item, CloudEvent) for _, item in parsed):
+                    async with self.sessionmaker() as session, session.begin():
+                        for record, item in parsed:
+                            if not isinstance(item, CloudEvent):
+                                continue
+                            try:
+                                async with session.begin_nested():
+                                    if await claim(session, self.inbox, item):
+                                        await self.handler(session, item)
+                                applied += 1
+                            except PoisonEvent as exc:
+                                rejected[record.offset] = str(exc)
+                            except DBAPIError as exc:
+                                if not _data_error(exc):
+                                    raise
+                                # The SQLSTATE and class only: a server message may quote the row's values.
+                                reason = f"not applicable: SQLSTATE {_sqlstate(exc)} ({type(exc).__name__})"
+                                rejected[record.offset] = reason
+                break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning(
-                    "event not applied; retrying",
-                    extra={"event_id": event.id, "type": event.type, "error": repr(exc), "retry_in": backoff},
+                    "batch not applied; retrying it whole",
+                    extra={
+                        "events": len(parsed),
+                        "first_offset": records[0].offset,
+                        "error": repr(exc),
+                        "retry_in": backoff,
+                    },
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+        self.processed += applied
+        for record, item in parsed:
+            parked = item if isinstance(item, str) else rejected.get(record.offset)
+            if parked is not None:
+                await self._dead_letter(record, parked)
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         self.dead_lettered += 1
@@ -190,6 +225,20 @@ class EventConsumer:
     async def close(self) -> None:
         if self._producer is not None:
             await stop_within(self._producer, 5)
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    state = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+    return state if isinstance(state, str) else None
+
+
+def _data_error(exc: DBAPIError) -> bool:
+    """The event's own data is at fault (SQLSTATE 22 data exception, 23 constraint violation):
+    applying it again would fail again, so it is dead-lettered rather than retried."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    state = _sqlstate(exc)
+    return state is not None and state.startswith(("22", "23"))
 
 
 def event_data(event: CloudEvent) -> Any:

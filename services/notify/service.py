@@ -20,8 +20,9 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ARRAY, Date, Select, Text, func, literal, null, select, true, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.health.events import EXAM_BOOKED, EXAM_COMPLETED, EXAM_DECLINED, EXAM_MISSED, ExaminationEvent
@@ -161,20 +162,29 @@ async def apply_event(session: AsyncSession, ctx: Context, event: CloudEvent) ->
 async def evaluate_placement(session: AsyncSession, ctx: Context, placement_id: uuid.UUID) -> None:
     """Re-assess every rule of one placement now, waiting for its due rows if a tick holds them."""
     pv = placement_view.c
-    exists = await session.scalar(select(pv.placement_id).where(pv.placement_id == placement_id))
-    if exists is None:
-        return  # facts that arrived before their placement wait for it, keyed by placement_id
+    # The due rows are created only for a placement on file (one statement, not a look-up and
+    # an insert): facts that arrived before their placement wait for it, keyed by placement_id.
+    rules = select(func.unnest(literal(list(RULE_NAMES), ARRAY(Text))).column_valued("rule")).subquery()
     await session.execute(
         pg_insert(AlertDue)
-        .values([{"placement_id": placement_id, "rule": rule} for rule in RULE_NAMES])
+        .from_select(
+            ["placement_id", "rule"],
+            select(pv.placement_id, rules.c.rule)
+            .select_from(placement_view.join(rules, true()))
+            .where(pv.placement_id == placement_id),
+        )
         .on_conflict_do_nothing()
     )
-    locked = await session.execute(
-        select(AlertDue.placement_id, AlertDue.rule)
-        .where(AlertDue.placement_id == placement_id)
-        .order_by(AlertDue.rule)
-        .with_for_update()
-    )
+    locked = (
+        await session.execute(
+            select(AlertDue.placement_id, AlertDue.rule)
+            .where(AlertDue.placement_id == placement_id)
+            .order_by(AlertDue.rule)
+            .with_for_update()
+        )
+    ).all()
+    if not locked:
+        return
     await _evaluate_pairs(session, ctx, [(row.placement_id, row.rule) for row in locked])
 
 
@@ -231,23 +241,34 @@ async def load_facts(session: AsyncSession, placement_ids: Iterable[uuid.UUID]) 
     if not facts:
         return facts
     ids = list(facts)
-    for a in await session.execute(
-        select(SchoolAttendance.placement_id, SchoolAttendance.start_date, SchoolAttendance.end_date).where(
-            SchoolAttendance.placement_id.in_(ids)
+    # School attendances, plans and completed examinations in one round trip, not three: the
+    # consumer runs this for every event.
+    no_date, no_kind = null().cast(Date), null().cast(Text)
+    rows: Result[Any] = await session.execute(
+        union_all(
+            select(
+                literal("attendance").label("fact"),
+                SchoolAttendance.placement_id,
+                SchoolAttendance.start_date.label("first"),
+                SchoolAttendance.end_date.label("second"),
+                no_kind.label("kind"),
+            ).where(SchoolAttendance.placement_id.in_(ids)),
+            select(literal("plan"), SchoolPlan.placement_id, SchoolPlan.drawn_up_on, no_date, no_kind).where(
+                SchoolPlan.placement_id.in_(ids)
+            ),
+            select(
+                literal("exam"), Examination.placement_id, Examination.completed_on, no_date, Examination.kind
+            ).where(Examination.placement_id.in_(ids), Examination.completed_on.is_not(None)),
         )
-    ):
-        facts[a.placement_id].attendances.append(r.Attendance(a.start_date, a.end_date))
-    for plan in await session.execute(
-        select(SchoolPlan.placement_id, SchoolPlan.drawn_up_on).where(SchoolPlan.placement_id.in_(ids))
-    ):
-        facts[plan.placement_id].plans.append(plan.drawn_up_on)
-    for exam in await session.execute(
-        select(Examination.placement_id, Examination.kind, Examination.completed_on).where(
-            Examination.placement_id.in_(ids), Examination.completed_on.is_not(None)
-        )
-    ):
-        f = facts[exam.placement_id]
-        (f.health_exams if exam.kind == "health" else f.dental_exams).append(exam.completed_on)
+    )
+    for row in rows:
+        f = facts[row.placement_id]
+        if row.fact == "attendance":
+            f.attendances.append(r.Attendance(row.first, row.second))
+        elif row.fact == "plan":
+            f.plans.append(row.first)
+        else:
+            (f.health_exams if row.kind == "health" else f.dental_exams).append(row.first)
     return facts
 
 
