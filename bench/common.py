@@ -32,9 +32,7 @@ def machine() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count())
-    return (
-        f"{nproc} CPUs (nproc), {cpu}; {platform.system()} {platform.release()}; Python {platform.python_version()}"
-    )
+    return f"{nproc} CPUs (nproc), {cpu}; {platform.system()} {platform.release()}; Python {platform.python_version()}"
 
 
 def recorded(command: str) -> str:

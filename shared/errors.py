@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -49,6 +50,21 @@ def not_found(resource: str) -> Problem:
 
 def invalid(field: str, reason: str, *, status: int = 422, type: str = "invalid-field") -> Problem:
     return Problem(status, type, "Invalid request", reason, field=field, errors=[{"field": field, "reason": reason}])
+
+
+def check_district(districts: Sequence[str], district: str, field: str) -> None:
+    """An unknown district is a 422 naming the field and the districts there are (they are
+    configuration, not secrets)."""
+    if district not in districts:
+        raise invalid(field, f"unknown district; expected one of: {', '.join(districts)}")
+
+
+def sqlstate(exc: DBAPIError) -> str | None:
+    """The SQLSTATE of a database error, whichever way the driver attached it."""
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    state = state or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return state if isinstance(state, str) else None
 
 
 def problem_response(
@@ -216,8 +232,8 @@ _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
 
 
 def _connection_lost(exc: DBAPIError) -> bool:
-    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES)
+    state = sqlstate(exc)
+    return state is not None and state.startswith(_UNAVAILABLE_STATES)
 
 
 def _constraint(exc: IntegrityError) -> str | None:

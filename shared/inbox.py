@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.errors import sqlstate
 from shared.events import REGISTRY, TOPIC_DEADLETTER, TOPICS, CloudEvent
 from shared.kafka import ensure_topics, make_producer, stop_within
 from shared.settings import Settings
@@ -179,7 +180,7 @@ class EventConsumer:
                                 if not _data_error(exc):
                                     raise
                                 # The SQLSTATE and class only: a server message may quote the row's values.
-                                reason = f"not applicable: SQLSTATE {_sqlstate(exc)} ({type(exc).__name__})"
+                                reason = f"not applicable: SQLSTATE {sqlstate(exc)} ({type(exc).__name__})"
                                 rejected[record.offset] = reason
                 break
             except asyncio.CancelledError:
@@ -227,17 +228,12 @@ class EventConsumer:
             await stop_within(self._producer, 5)
 
 
-def _sqlstate(exc: DBAPIError) -> str | None:
-    state = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
-    return state if isinstance(state, str) else None
-
-
 def _data_error(exc: DBAPIError) -> bool:
     """The event's own data is at fault (SQLSTATE 22 data exception, 23 constraint violation):
     applying it again would fail again, so it is dead-lettered rather than retried."""
     if isinstance(exc, DataError | IntegrityError):
         return True
-    state = _sqlstate(exc)
+    state = sqlstate(exc)
     return state is not None and state.startswith(("22", "23"))
 
 

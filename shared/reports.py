@@ -73,7 +73,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.app import SettingsDep
 from shared.auth import Role
-from shared.errors import Problem, invalid
+from shared.errors import Problem, check_district, invalid
 from shared.settings import Settings
 
 HIDDEN: Literal["*"] = "*"
@@ -175,8 +175,8 @@ def district_query(
         str | None, Query(max_length=100, description="Only this district's row (and a `total` row for it).")
     ] = None,
 ) -> str | None:
-    if district is not None and district not in settings.districts:
-        raise invalid("query.district", f"unknown district; expected one of: {', '.join(settings.districts)}")
+    if district is not None:
+        check_district(settings.districts, district, "query.district")
     return district
 
 

@@ -405,10 +405,19 @@ async def test_a_central_analyst_gets_403_for_every_row_level_endpoint(service_c
                     assert resp.status_code == 403, f"{service} {method.upper()} {path}: {resp.status_code}"
         assert endpoints
     async with service_client("placement") as client:
+        # Two children in Skärholmen's hvb cell, five in Farsta's familjehem cell.
+        for n, (district, form) in enumerate([("Skärholmen", "hvb")] * 2 + [("Farsta", "familjehem")] * 5):
+            child = (await client.post("/v1/children", json=child_body(300 + n, district=district))).json()["id"]
+            body = placement_body(child, start=date(2025, 3, 1), district=district, form=form)
+            assert (await client.post("/v1/placements", json=body)).status_code == 201
         report = await client.get(
             "/v1/reports/placements", params={"from": "2025-01-01", "to": "2025-12-31"}, headers=analyst
         )
         assert report.status_code == 200, report.text
+        rows = {r["district"]: r for r in report.json()["tables"][0]["rows"]}
+        assert rows["Skärholmen"]["hvb"] == "*" and rows["Farsta"]["familjehem"] == 5
+        # Totals count shown cells only: the hidden two cannot be recovered from them.
+        assert rows["Skärholmen"]["total"] == 0 and rows["total"]["hvb"] == 0 and rows["total"]["total"] == 5
 
 
 async def test_every_route_of_every_service_has_an_access_rule() -> None:

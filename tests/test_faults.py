@@ -382,9 +382,7 @@ async def test_postgres_restart_under_load_answers_503_and_writes_nothing_half(l
                     resp = await client.post(
                         "/v1/placements", json=placement_body(resp.json()["id"], start=DAY0, form="jourhem")
                     )
-                    answers.append(
-                        ("placement", resp.status_code, resp.headers.get("content-type", ""), phase["name"])
-                    )
+                    answers.append(("placement", resp.status_code, resp.headers.get("content-type", ""), phase["name"]))
                     if resp.status_code == 201:
                         created.add(resp.json()["id"])
 
@@ -552,9 +550,7 @@ async def final_alerts(service_client, settings: Settings, events: list[tuple[Ev
     await ensure_topics(fresh, TOPICS)
     async with (
         Bus(fresh) as bus,
-        service_client(
-            "notify", settings_override={**QUIET, "kafka_topic_prefix": fresh.kafka_topic_prefix}
-        ) as notify,
+        service_client("notify", settings_override={**QUIET, "kafka_topic_prefix": fresh.kafka_topic_prefix}) as notify,
     ):
         for etype, event in events:
             await bus.send(etype, event)

@@ -31,6 +31,7 @@ async def test_oversized_body_is_413_problem(service_client) -> None:
         resp = await client.post("/v1/children", json={**child_body(1), "padding": "x" * 5000})
         assert resp.status_code == 413
         assert resp.headers["content-type"].startswith("application/problem+json")
+
         # Streaming without a Content-Length is cut off too.
         async def chunks():  # type: ignore[no-untyped-def]
             for _ in range(10):

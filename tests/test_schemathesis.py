@@ -23,7 +23,7 @@ CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformanc
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("service", ["placement", "school", "health", "notify"])
 async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    service: str, live_service: Any, settings: Settings, tokens: Any, tmp_path: Path
+    service: str, live_service: Any, settings: Settings, tokens: Any, tmp_path: Path, capsys: Any
 ) -> None:
     # Enough writes for the run not to meet the rate limit, which answers 429 by design.
     override: dict[str, Any] = {"rate_limit_writes": "1000000/minute"}
@@ -59,5 +59,8 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         )
         out, _ = await proc.communicate()
     summary = out.decode("utf-8", "replace")
-    print(f"\n----- schemathesis: {service} -----\n{summary}")
+    # Past pytest's capture, so that the summary stays in the test command's output (and CI's log).
+    with capsys.disabled():
+        tail = "\n".join(summary.rstrip().splitlines()[-25:])
+        print(f"\n----- schemathesis: {service} (summary) -----\n{tail}\n")
     assert proc.returncode == 0, summary[-6000:]

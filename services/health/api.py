@@ -14,7 +14,7 @@ from services.health.models import Examination
 from shared.app import SettingsDep, v1_router
 from shared.clock import ClockDep
 from shared.db import SessionDep
-from shared.errors import invalid
+from shared.errors import check_district
 from shared.placement_view import PlacementClient
 from shared.policy import AccessDep
 
@@ -120,8 +120,8 @@ async def list_examinations(
     # Bounded so that a huge offset is a 422, not a bigint overflow in the database.
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> schemas.ExaminationPage:
-    if district is not None and district not in settings.districts:
-        raise invalid("query.district", "unknown district")
+    if district is not None:
+        check_district(settings.districts, district, "query.district")
     stmt = service.list_query(
         placement_id=placement_id, child_id=child_id, district=district, kind=kind, status=status
     ).where(access.list_filter(district, Examination.district))

@@ -36,9 +36,7 @@ class ExaminationEvent(EventData):
     date: dt.date  # the date of this status: booked for, completed, declined or missed on
 
 
-EXAM_BOOKED = event_type(
-    "obruten.health.exam_booked", TOPIC_HEALTH, ExaminationEvent, "An examination was booked."
-)
+EXAM_BOOKED = event_type("obruten.health.exam_booked", TOPIC_HEALTH, ExaminationEvent, "An examination was booked.")
 EXAM_COMPLETED = event_type(
     "obruten.health.exam_completed", TOPIC_HEALTH, ExaminationEvent, "An examination took place."
 )

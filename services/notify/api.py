@@ -16,7 +16,7 @@ from shared.app import SettingsDep, v1_router
 from shared.auth import PrincipalDep
 from shared.clock import ClockDep
 from shared.db import SessionDep
-from shared.errors import invalid
+from shared.errors import check_district, invalid
 from shared.policy import AccessDep
 
 # Who may call what, and which alerts each caller sees: shared/policy.py. A webhook sends alert
@@ -27,11 +27,6 @@ router = v1_router()
 def _context(request: Request) -> service.Context:
     ctx: service.Context = request.app.state.notify_context
     return ctx
-
-
-def _check_district(districts: list[str], value: str, field: str) -> None:
-    if value not in districts:
-        raise invalid(field, f"unknown district; expected one of: {', '.join(districts)}")
 
 
 def _check_rule(value: str, field: str) -> None:
@@ -53,7 +48,7 @@ async def list_alerts(
 ) -> schemas.AlertPage:
     """Alerts, newest change first. A pre-warning has status `warning`."""
     if district is not None:
-        _check_district(settings.districts, district, "query.district")
+        check_district(settings.districts, district, "query.district")
     if rule is not None:
         _check_rule(rule, "query.rule")
     stmt = service.alert_query(
@@ -109,7 +104,7 @@ async def create_webhook(
     HMAC-SHA256 of the raw body with the secret; failed deliveries are retried with exponential
     backoff and jitter, then dead-lettered (see the deliveries)."""
     for i, d in enumerate(body.districts or []):
-        _check_district(settings.districts, d, f"body.districts.{i}")
+        check_district(settings.districts, d, f"body.districts.{i}")
     for i, rule in enumerate(body.rules or []):
         _check_rule(rule, f"body.rules.{i}")
     hook = await service.create_webhook(
@@ -133,9 +128,7 @@ async def get_webhook(webhook_id: uuid.UUID, session: SessionDep) -> schemas.Web
     return schemas.WebhookOut.model_validate(await service.get_webhook(session, webhook_id))
 
 
-@router.delete(
-    "/webhooks/{webhook_id}", status_code=http_status.HTTP_204_NO_CONTENT, tags=["webhooks"]
-)
+@router.delete("/webhooks/{webhook_id}", status_code=http_status.HTTP_204_NO_CONTENT, tags=["webhooks"])
 async def delete_webhook(webhook_id: uuid.UUID, session: SessionDep, clock: ClockDep) -> Response:
     """Unsubscribe. Deliveries not yet made are cancelled; the log of those made is kept."""
     await service.delete_webhook(session, webhook_id, now=clock.now())

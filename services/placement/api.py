@@ -14,7 +14,7 @@ from services.placement.models import Child, Placement
 from shared.app import SettingsDep, v1_router
 from shared.clock import ClockDep
 from shared.db import SessionDep
-from shared.errors import invalid
+from shared.errors import check_district
 from shared.policy import Access, AccessDep, ProtectedField
 from shared.schemas import Limit, Offset
 from shared.vocabulary import PlacementForm
@@ -112,11 +112,13 @@ async def create_placement(
     body: schemas.PlacementCreate, session: SessionDep, settings: SettingsDep, clock: ClockDep, access: AccessDep
 ) -> schemas.PlacementOut:
     """Record a placement. Refused while another placement of the child overlaps it."""
-    child = await session.get(Child, body.child_id)
+    child = await service.lock_child(session, body.child_id)
     if child is not None:
         access.check(child.district, service.child_not_found("body.child_id"))
     access.check_new(body.district, "body.district")
-    placement = await service.create_placement(session, body.child_id, body, settings=settings, clock=clock)
+    if child is None:
+        raise service.child_not_found("body.child_id")
+    placement = await service.create_placement(session, child, body, settings=settings, clock=clock)
     access.resource_id = str(placement.id)
     return await _placement_out(session, access, placement)
 
@@ -133,8 +135,8 @@ async def list_placements(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> schemas.PlacementPage:
-    if district is not None and district not in settings.districts:
-        raise invalid("query.district", "unknown district")
+    if district is not None:
+        check_district(settings.districts, district, "query.district")
     stmt = service.list_query(
         district=district, form=form.value if form else None, active_on=active_on, child_id=child_id
     ).where(access.list_filter(district, Placement.district))

@@ -10,7 +10,7 @@ import uuid
 from datetime import date, timedelta
 
 from personnummer.personnummer import Personnummer, PersonnummerException
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +23,7 @@ from services.placement.events import (
 )
 from services.placement.models import Child, Placement, outbox
 from shared.clock import Clock
-from shared.errors import Problem, invalid, not_found
+from shared.errors import Problem, check_district, invalid, not_found, sqlstate
 from shared.events import EventType
 from shared.settings import Settings
 
@@ -42,14 +42,9 @@ def parse_personnummer(raw: str, *, today: date, field: str = "body.personnummer
     return pnr.format(long_format=True), birth, pnr.is_coordination_number()
 
 
-def check_district(settings: Settings, district: str, field: str) -> None:
-    if district not in settings.districts:
-        raise invalid(field, f"unknown district; expected one of: {', '.join(settings.districts)}")
-
-
 async def create_child(session: AsyncSession, body: schemas.ChildCreate, *, settings: Settings, clock: Clock) -> Child:
     number, birth, coordination = parse_personnummer(body.personnummer, today=clock.today())
-    check_district(settings, body.district, "body.district")
+    check_district(settings.districts, body.district, "body.district")
     existing = await session.scalar(select(Child.id).where(Child.personnummer == number))
     if existing is not None:
         raise Problem(
@@ -92,7 +87,7 @@ async def update_child(
     session: AsyncSession, child: Child, body: schemas.ChildUpdate, *, settings: Settings, clock: Clock
 ) -> Child:
     if body.district is not None:
-        check_district(settings, body.district, "body.district")
+        check_district(settings.districts, body.district, "body.district")
         child.district = body.district
     if body.protected_identity is not None and body.protected_identity != child.protected_identity:
         child.protected_identity = body.protected_identity
@@ -107,11 +102,28 @@ async def update_child(
 
 
 async def protected_children(session: AsyncSession, child_ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of these children have protected identity."""
-    if not child_ids:
-        return set()
-    rows = await session.scalars(select(Child.id).where(Child.id.in_(child_ids), Child.protected_identity))
-    return set(rows.all())
+    """Which of these children have protected identity. Children this transaction already
+    loaded are answered from the session, without a query (a placement just written)."""
+    protected: set[uuid.UUID] = set()
+    missing: set[uuid.UUID] = set()
+    mapper = inspect(Child)
+    for child_id in child_ids:
+        child = session.sync_session.identity_map.get(mapper.identity_key_from_primary_key((child_id,)))
+        if isinstance(child, Child):
+            if child.protected_identity:
+                protected.add(child_id)
+        else:
+            missing.add(child_id)
+    if missing:
+        rows = await session.scalars(select(Child.id).where(Child.id.in_(missing), Child.protected_identity))
+        protected.update(rows.all())
+    return protected
+
+
+async def lock_child(session: AsyncSession, child_id: uuid.UUID) -> Child | None:
+    """The child, locked until the transaction ends: its placements are checked and written
+    one writer at a time."""
+    return await session.get(Child, child_id, with_for_update=True)
 
 
 async def get_placement(session: AsyncSession, placement_id: uuid.UUID, *, for_update: bool = False) -> Placement:
@@ -179,7 +191,7 @@ def child_not_found(field: str) -> Problem:
 
 async def create_placement(
     session: AsyncSession,
-    child_id: uuid.UUID,
+    child: Child,
     body: schemas.PlacementFields,
     *,
     settings: Settings,
@@ -187,10 +199,8 @@ async def create_placement(
     previous: Placement | None = None,
     prefix: str = "body.",
 ) -> Placement:
-    child = await session.scalar(select(Child).where(Child.id == child_id).with_for_update())
-    if child is None:
-        raise child_not_found("body.child_id")
-    check_district(settings, body.district, f"{prefix}district")
+    """A new placement of `child`, which the caller has locked (`lock_child`)."""
+    check_district(settings.districts, body.district, f"{prefix}district")
     _check_dates(child, body.start_date, body.planned_end_date, settings=settings, clock=clock, prefix=prefix)
     # No overlap query first: the exclusion constraint placement_no_overlap decides (it must
     # anyway, for concurrent writers), which saves a round trip on every write that succeeds.
@@ -211,10 +221,11 @@ async def create_placement(
         version=1,
     )
     session.add(placement)
+    child_id = child.id  # the rollback below expires `child`
     try:
         await session.flush()
     except IntegrityError as exc:
-        if _sqlstate(exc) != EXCLUSION_VIOLATION:
+        if sqlstate(exc) != EXCLUSION_VIOLATION:
             raise
         # The transaction is aborted; the request fails with 409 either way, so roll it back
         # here and look up the clashing placement for the answer in a fresh one.
@@ -232,11 +243,6 @@ async def create_placement(
 
 
 EXCLUSION_VIOLATION = "23P01"
-
-
-def _sqlstate(exc: IntegrityError) -> str | None:
-    state = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
-    return state if isinstance(state, str) else None
 
 
 async def update_placement(
@@ -301,8 +307,11 @@ async def move_placement(
         clock=clock,
         field="body.move_date",
     )
+    child = await lock_child(session, placement.child_id)
+    if child is None:  # a placement's child is never deleted (foreign key)
+        raise child_not_found("body.next.child_id")
     started = await create_placement(
-        session, placement.child_id, body.next, settings=settings, clock=clock, previous=ended, prefix="body.next."
+        session, child, body.next, settings=settings, clock=clock, previous=ended, prefix="body.next."
     )
     return ended, started
 

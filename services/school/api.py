@@ -12,7 +12,7 @@ from services.school.models import SchoolEnd, SchoolPlan, SchoolStart
 from shared.app import SettingsDep, v1_router
 from shared.clock import ClockDep
 from shared.db import SessionDep
-from shared.errors import not_found
+from shared.errors import check_district, not_found
 from shared.placement_view import PlacementClient
 from shared.policy import Access, AccessDep, ProtectedField
 
@@ -116,7 +116,7 @@ async def list_starts(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> schemas.SchoolStartPage:
     if district is not None:
-        service.check_district(settings, district, "query.district")
+        check_district(settings.districts, district, "query.district")
     stmt = service.list_starts_query(district=district, placement_id=placement_id, open_only=open_).where(
         access.list_filter(district, SchoolStart.district, service.protected_placement(SchoolStart.placement_id))
     )

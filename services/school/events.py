@@ -72,6 +72,8 @@ SCHOOL_STARTED = event_type(
     "obruten.school.started", TOPIC_SCHOOL, SchoolStarted, "A placed child started school or other teaching."
 )
 SCHOOL_ENDED = event_type(
-    "obruten.school.ended", TOPIC_SCHOOL, SchoolEnded,
+    "obruten.school.ended",
+    TOPIC_SCHOOL,
+    SchoolEnded,
     "A placed child stopped attending; where the child is schooled is open again from end_date.",
 )

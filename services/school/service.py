@@ -35,7 +35,6 @@ from shared.events import CloudEvent
 from shared.inbox import event_data
 from shared.placement_view import PlacementClient, placement_not_found, require_placement, upsert_placement
 from shared.policy import Access
-from shared.settings import Settings
 from shared.vocabulary import PlacementForm
 
 
@@ -323,11 +322,6 @@ async def schooling(
         select(SchoolEnd).where(SchoolEnd.placement_id == placement_id).order_by(SchoolEnd.end_date)
     )
     return plans.all(), starts.all(), ends.all()
-
-
-def check_district(settings: Settings, district: str, field: str) -> None:
-    if district not in settings.districts:
-        raise invalid(field, f"unknown district; expected one of: {', '.join(settings.districts)}")
 
 
 def list_starts_query(
