@@ -28,6 +28,8 @@ from shared.policy import authorize
 from shared.settings import Settings
 
 log = logging.getLogger("obruten.app")
+# How long shutdown waits for the relay, the consumers and background loops to stop.
+SHUTDOWN_WAIT_SECONDS = 10.0
 
 
 def _settings(request: Request) -> Settings:
@@ -36,6 +38,18 @@ def _settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """Where a task is suspended, outermost first (the await chain of its coroutine)."""
+    where: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_qualname} ({frame.f_code.co_filename}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
 
 
 def v1_router() -> APIRouter:
@@ -107,7 +121,18 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                # Bounded: a task stuck in a client library's cleanup must not hold up the
+                # shutdown (an orchestrator would kill the process with everything in it).
+                _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_SECONDS)
+                for task in pending:
+                    awaiting = _awaiting(task)
+                    log.warning(
+                        "background task %s did not stop in time; suspended in %s",
+                        task.get_name(),
+                        " > ".join(awaiting),
+                        extra={"task": task.get_name(), "awaiting": awaiting},
+                    )
             for close in closers:
                 with contextlib.suppress(Exception):
                     await close()

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.errors import sqlstate
 from shared.events import REGISTRY, TOPIC_DEADLETTER, TOPICS, CloudEvent
-from shared.kafka import ensure_topics, make_producer, stop_within
+from shared.kafka import ensure_topics, make_producer, stop_within, within
 from shared.settings import Settings
 
 log = logging.getLogger("obruten.inbox")
@@ -90,7 +90,11 @@ class EventConsumer:
         while True:
             consumer: AIOKafkaConsumer | None = None
             try:
-                await ensure_topics(self.settings, TOPICS)
+                await within(
+                    ensure_topics(self.settings, TOPICS),
+                    self.settings.kafka_request_timeout_ms / 1000 + 1,
+                    "ensuring the topics",
+                )
                 consumer = AIOKafkaConsumer(
                     *(self.settings.topic(t) for t in self.topics),
                     bootstrap_servers=self.settings.kafka_servers(),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -13,6 +15,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from shared.settings import Settings
 
 log = logging.getLogger("obruten.kafka")
+T = TypeVar("T")
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
@@ -35,8 +38,8 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_servers(), request_timeout_ms=settings.kafka_request_timeout_ms
     )
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [settings.topic(t) for t in topics if settings.topic(t) not in existing]
         if not missing:
@@ -56,7 +59,38 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
             pass  # another service created it first
         log.info("topics created", extra={"topics": missing})
     finally:
-        await admin.close()
+        # Bounded: closing a half-bootstrapped client can hang on a broker coming back.
+        with contextlib.suppress(TimeoutError):
+            await within(admin.close(), 5, "closing the admin client", finish=True)
+
+
+async def within(work: Awaitable[T], seconds: float, what: str, *, finish: bool = False) -> T:
+    """Await `work` for at most `seconds`, else raise TimeoutError.
+
+    Unlike asyncio.wait_for, a timeout (or the caller's own cancellation) does not wait for the
+    cancelled work to unwind: aiokafka's cleanup of a client that was still connecting can
+    itself wait on the broker indefinitely, and would hold the caller (the relay, shutdown)
+    with it. Abandoned work is cancelled, or with `finish` (a client's stop or close, which
+    should complete if it can) left to finish in the background.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        _abandon(task, cancel=not finish)
+        raise
+    if not done:
+        _abandon(task, cancel=not finish)
+        log.warning("kafka call did not finish in time; left behind", extra={"what": what, "seconds": seconds})
+        raise TimeoutError(f"{what} took longer than {seconds} s")
+    return task.result()
+
+
+def _abandon(task: asyncio.Future[T], *, cancel: bool) -> None:
+    if cancel:
+        task.cancel()
+    # Retrieve its outcome so asyncio does not log "exception was never retrieved".
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 async def stop_within(client: AIOKafkaProducer | AIOKafkaConsumer, seconds: float) -> None:
@@ -66,8 +100,7 @@ async def stop_within(client: AIOKafkaProducer | AIOKafkaConsumer, seconds: floa
     finish, which aiokafka's group coordinator can hold up (a consumer still joining its
     group); here the stop goes on in the background and shutdown does not wait for it.
     """
-    task = asyncio.ensure_future(client.stop())
-    done, _ = await asyncio.wait({task}, timeout=seconds)
-    if not done:
-        log.warning("kafka client did not stop in time; leaving it", extra={"client": type(client).__name__})
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    try:
+        await within(client.stop(), seconds, f"stopping the {type(client).__name__}", finish=True)
+    except TimeoutError:
+        pass

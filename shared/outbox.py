@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events import TOPICS, EventData, EventType, make_event
-from shared.kafka import ensure_topics, make_producer, stop_within
+from shared.kafka import ensure_topics, make_producer, stop_within, within
 from shared.settings import Settings
 
 log = logging.getLogger("obruten.outbox")
@@ -127,12 +127,12 @@ class OutboxRelay:
         # Bounded: aiokafka's bootstrap can wait a long time for a broker that is down.
         timeout = self.settings.kafka_request_timeout_ms / 1000 + 1
         if not self._topics_ready:
-            await asyncio.wait_for(ensure_topics(self.settings, TOPICS), timeout)
+            await within(ensure_topics(self.settings, TOPICS), timeout, "ensuring the topics")
             self._topics_ready = True
         if self._producer is None:
             producer = make_producer(self.settings)
             try:
-                await asyncio.wait_for(producer.start(), timeout)
+                await within(producer.start(), timeout, "starting the producer")
             except BaseException:
                 await stop_within(producer, 5)
                 raise
