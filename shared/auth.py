@@ -97,15 +97,6 @@ async def authenticate(
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
-def require_roles(*roles: Role) -> Any:
-    async def _check(principal: PrincipalDep) -> Principal:
-        if not principal.has(*roles):
-            raise HTTPException(403, "This role may not do that")
-        return principal
-
-    return Depends(_check)
-
-
 def generate_keypair(directory: Path) -> tuple[Path, Path]:
     """An ES256 key pair for the embedded default; kept if it already exists."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,9 @@ Protected fields
 
 Aggregate reports (`/v1/reports/...`) are not personal data: small counts are suppressed, so the
 roles reading them are not district-scoped.
+The one row-level list under /v1/reports/ (the school-start follow-up, one row per placement)
+is `report_rows`: it must name a district, and a scoped caller may name only their own (403
+otherwise); central_analyst has no grant for it.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class Resource(StrEnum):
     alert = "alert"
     webhook = "webhook"
     report = "report"
+    # A district's own row-level follow-up lists (one row per placement, no suppression).
+    report_rows = "report_rows"
     audit = "audit"
 
 
@@ -97,6 +102,7 @@ GRANTS: dict[Role, dict[Resource, frozenset[Action]]] = {
         Resource.placement_snapshot: R,
         Resource.schooling: R,
         Resource.report: R,
+        Resource.report_rows: R,
         Resource.audit: R,
     },
     Role.caseworker: {
@@ -106,6 +112,7 @@ GRANTS: dict[Role, dict[Resource, frozenset[Action]]] = {
         Resource.examination: RW,
         Resource.alert: RW,  # write: acknowledge
         Resource.report: R,
+        Resource.report_rows: R,
     },
     Role.district_manager: {
         Resource.child: RW,
@@ -114,6 +121,7 @@ GRANTS: dict[Role, dict[Resource, frozenset[Action]]] = {
         Resource.examination: R,
         Resource.alert: RW,
         Resource.report: R,
+        Resource.report_rows: R,
     },
     # What schooling needs of a placement (district, start date, whether it means a school
     # change) is on the school records themselves; the placement service (location,
@@ -200,6 +208,7 @@ ROUTES: dict[tuple[str, str], RouteRule] = {
     ("GET", "/v1/webhooks/{webhook_id}"): _r(Resource.webhook, Action.read, "webhook_id"),
     ("DELETE", "/v1/webhooks/{webhook_id}"): _r(Resource.webhook, Action.write, "webhook_id"),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"): _r(Resource.webhook, Action.read, "webhook_id"),
+    ("GET", "/v1/reports/school-starts/rows"): _r(Resource.report_rows, Action.read),
     # every service
     ("GET", "/v1/audit"): _r(Resource.audit, Action.read),
 }
@@ -278,6 +287,17 @@ class Access:
             "Another district",
             "This role may only record for its own district.",
             field=field_name,
+        )
+
+    def require_district(self, requested: str, field_name: str = "query.district") -> None:
+        """A request that must name a district (a district's row-level list): 403 unless the
+        caller sees that district's rows."""
+        self.scoped = True
+        if self.unrestricted or (Scope.district in self.scopes and requested == self.principal.district):
+            return
+        self.denied = True
+        raise Problem(
+            403, "forbidden-district", "Another district", "This role sees its own district only.", field=field_name
         )
 
     def list_filter(

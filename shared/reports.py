@@ -72,16 +72,11 @@ from sqlalchemy import BigInteger, CompoundSelect, Select, Text, and_, func, lit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.app import SettingsDep
-from shared.auth import Role
 from shared.errors import Problem, check_district, invalid
 from shared.settings import Settings
 
 HIDDEN: Literal["*"] = "*"
 TOTAL = "total"
-
-# Who may read aggregate reports. Aggregates are suppressed, so the roles are broad; district
-# scoping arrives with the access model (issue 7).
-REPORT_ROLES = (Role.admin, Role.central_analyst, Role.district_manager, Role.caseworker)
 
 SUPPRESSION_DOC = (
     "**Suppression.** A cell counting between 1 and `threshold - 1` distinct children "

@@ -444,3 +444,26 @@ async def test_a_personnummer_in_a_lookup_never_reaches_the_url_or_the_audit(ser
         trail = (await client.get("/v1/audit", headers={"Accept": "text/csv"})).text
     assert pnr.replace("-", "") not in trail.replace("-", "")
     assert "/v1/children/lookup" in trail
+
+
+async def test_the_row_level_school_start_list_is_the_callers_own_district_only(
+    service_client: Any, tokens: Any
+) -> None:
+    params = {"from": "2025-01-01", "to": "2025-12-31"}
+    url = "/v1/reports/school-starts/rows"
+    async with service_client("school") as client:
+        farsta = tokens.headers("caseworker", district="Farsta", subject="cw-farsta")
+        manager = tokens.headers("district_manager", district="Farsta", subject="dm-farsta")
+        for headers in (farsta, manager):
+            assert (await client.get(url, params={**params, "district": "Farsta"}, headers=headers)).status_code == 200
+            other = await client.get(url, params={**params, "district": "Bromma"}, headers=headers)
+            assert other.status_code == 403 and other.json()["field"] == "query.district", other.text
+        analyst = tokens.headers("central_analyst", subject="analyst")
+        assert (await client.get(url, params={**params, "district": "Farsta"}, headers=analyst)).status_code == 403
+        coordinator = tokens.headers("school_coordinator", subject="coordinator")
+        assert (await client.get(url, params={**params, "district": "Farsta"}, headers=coordinator)).status_code == 403
+        admin = tokens.headers("admin", subject="admin")
+        assert (await client.get(url, params={**params, "district": "Bromma"}, headers=admin)).status_code == 200
+        # The aggregate stays open to every reporting role, whatever district it names.
+        agg = await client.get("/v1/reports/school-starts", params={**params, "district": "Bromma"}, headers=farsta)
+        assert agg.status_code == 200, agg.text

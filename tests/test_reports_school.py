@@ -258,7 +258,7 @@ async def test_school_start_reports(service_client, settings, tokens):
             [r[c] for c in listed["columns"]] for r in listed["rows"]
         ]
 
-        # --- roles: the list is row-level, so not for central_analyst ---------------------------
+        # --- roles: the list is row-level: the caller's own district, and not for central_analyst -
         analyst = tokens.headers("central_analyst")
         assert (await school.get("/v1/reports/school-starts", params=JULY, headers=analyst)).status_code == 200
         assert (await school.get("/v1/reports/school-starts/by-form", params=JULY, headers=analyst)).status_code == 200
@@ -267,10 +267,13 @@ async def test_school_start_reports(service_client, settings, tokens):
         )
         assert_problem(denied, 403, None)
         for role in ("district_manager", "caseworker"):
-            ok = await school.get(
-                "/v1/reports/school-starts/rows", params={**JULY, "district": "Farsta"}, headers=tokens.headers(role)
-            )
+            own = tokens.headers(role, district="Farsta")
+            ok = await school.get("/v1/reports/school-starts/rows", params={**JULY, "district": "Farsta"}, headers=own)
             assert ok.status_code == 200, role
+            other = await school.get(
+                "/v1/reports/school-starts/rows", params={**JULY, "district": "Bromma"}, headers=own
+            )
+            assert_problem(other, 403, "query.district")
         for role in ("school_coordinator", "health_staff"):
             resp = await school.get("/v1/reports/school-starts", params=JULY, headers=tokens.headers(role))
             assert_problem(resp, 403, None)

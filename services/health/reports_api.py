@@ -9,12 +9,10 @@ from fastapi.responses import Response
 
 from services.health import reports
 from shared.app import SettingsDep, v1_router
-from shared.auth import require_roles
 from shared.clock import ClockDep
 from shared.db import SessionDep
 from shared.reports import (
     FORMAT_DOC,
-    REPORT_ROLES,
     SUPPRESSION_DOC,
     DistrictDep,
     FormatDep,
@@ -25,7 +23,6 @@ from shared.reports import (
 
 router = v1_router()
 
-READ = require_roles(*REPORT_ROLES)
 TAGS: list[str | Enum] = ["reports"]
 
 EXAMINATIONS_CSV = (
@@ -42,7 +39,6 @@ EXAMINATIONS_CSV = (
     response_model=reports.ExaminationsReport,
     responses=report_responses(EXAMINATIONS_CSV),
     tags=TAGS,
-    dependencies=[READ],
     summary="Health and dental examinations within the deadlines, by district",
     description=(
         "Placements that began in `[from, to]` (and by the day of extraction, `as_of`), by district. An "

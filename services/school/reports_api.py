@@ -11,12 +11,11 @@ from fastapi.responses import Response
 
 from services.school import reports
 from shared.app import SettingsDep, v1_router
-from shared.auth import Role, require_roles
 from shared.clock import ClockDep
 from shared.db import SessionDep
+from shared.policy import AccessDep
 from shared.reports import (
     FORMAT_DOC,
-    REPORT_ROLES,
     SUPPRESSION_DOC,
     DistrictDep,
     FormatDep,
@@ -28,12 +27,9 @@ from shared.reports import (
 
 router = v1_router()
 
-READ = require_roles(*REPORT_ROLES)
-# One row per placement is for the district's own follow-up, not for central statistics:
-# the aggregate reports are what central_analyst reads. Issue 7's access model will also scope
-# these to the caller's own district.
-ROW_ROLES = tuple(r for r in REPORT_ROLES if r is not Role.central_analyst)
-READ_ROWS = require_roles(*ROW_ROLES)
+# Who reads what: shared/policy.py. The aggregates are `report` (every reporting role, any
+# district); the row-level list is `report_rows`: the caller's own district only, and not
+# central_analyst.
 TAGS: list[str | Enum] = ["reports"]
 
 _HEADER = ",".join(reports.FIGURES)
@@ -80,7 +76,6 @@ _COLUMNS_DOC = (
     response_model=reports.SchoolStartsReport,
     responses=report_responses(SCHOOL_STARTS_CSV),
     tags=TAGS,
-    dependencies=[READ],
     summary="Days from placement to school start, by district (the monthly school-start statistic)",
     description=f"{_COLUMNS_DOC}\n\n{SUPPRESSION_DOC}\n\n{FORMAT_DOC}",
 )
@@ -101,7 +96,6 @@ async def school_starts_report(
     response_model=reports.SchoolStartsByFormReport,
     responses=report_responses(BY_FORM_CSV),
     tags=TAGS,
-    dependencies=[READ],
     summary="The school-start statistic by placement form",
     description=(
         "The placements `/v1/reports/school-starts` totals (its shown districts; with `district`, that "
@@ -129,7 +123,6 @@ async def school_starts_by_form_report(
     response_model=reports.SchoolStartListReport,
     responses=report_responses(LIST_CSV),
     tags=TAGS,
-    dependencies=[READ_ROWS],
     summary="One row per placement: the district's own school-start follow-up (not for central_analyst)",
     description=(
         "The placements behind a district's row of `/v1/reports/school-starts`, one row each, like the monthly "
@@ -149,7 +142,9 @@ async def school_start_list(
     period: PeriodDep,
     district: Annotated[str, Query(max_length=100, description="The district whose placements to list.")],
     fmt: FormatDep,
+    access: AccessDep,
 ) -> Response:
     district_query(settings, district)
+    access.require_district(district)
     report = await reports.school_start_list(session, period, district, settings=settings, clock=clock)
     return respond(report, fmt)
