@@ -21,7 +21,7 @@ from shared.clock import Clock, SystemClock
 from shared.db import make_engine, make_sessionmaker
 from shared.errors import document_problems, install_error_handlers
 from shared.hardening import install_hardening
-from shared.inbox import EventConsumer, Handler
+from shared.inbox import BatchHook, EventConsumer, Handler
 from shared.metrics import Metrics
 from shared.outbox import Outbox, OutboxRelay
 from shared.policy import authorize
@@ -63,6 +63,7 @@ class ConsumerSpec:
     group_id: str
     topics: Sequence[str]
     handler: Handler
+    after_batch: BatchHook | None = None
 
 
 @dataclass
@@ -110,6 +111,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
                 sessionmaker=sessionmaker,
                 inbox=_require(spec.inbox, "a service with consumers needs an inbox table"),
                 handler=cs.handler,
+                after_batch=cs.after_batch,
             )
             app.state.consumers.append(consumer)
             tasks.append(asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer-{cs.group_id}"))

@@ -25,6 +25,9 @@ from shared.settings import Settings
 log = logging.getLogger("obruten.inbox")
 
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+# Runs once per batch, in the batch's transaction after its events were applied: for work that
+# is cheaper done once for the whole batch (notify evaluates the placements the batch touched).
+BatchHook = Callable[[AsyncSession], Awaitable[None]]
 
 
 class PoisonEvent(Exception):
@@ -54,6 +57,19 @@ async def claim(session: AsyncSession, table: Table, event: CloudEvent) -> bool:
     return result.first() is not None
 
 
+async def claim_many(session: AsyncSession, table: Table, events: Sequence[CloudEvent]) -> set[tuple[str, str]]:
+    """`claim` for a batch in one statement: the (source, id) of the events not processed before."""
+    if not events:
+        return set()
+    rows = await session.execute(
+        insert(table)
+        .values([{"source": e.source, "event_id": e.id, "type": e.type} for e in events])
+        .on_conflict_do_nothing()
+        .returning(table.c.source, table.c.event_id)
+    )
+    return {(row.source, row.event_id) for row in rows}
+
+
 class EventConsumer:
     """Consumes topics into a service's database, at least once, applying each event once.
 
@@ -71,6 +87,7 @@ class EventConsumer:
         sessionmaker: async_sessionmaker[AsyncSession],
         inbox: Table,
         handler: Handler,
+        after_batch: BatchHook | None = None,
         max_batch: int = 500,
     ) -> None:
         self.settings = settings
@@ -79,6 +96,7 @@ class EventConsumer:
         self.sessionmaker = sessionmaker
         self.inbox = inbox
         self.handler = handler
+        self.after_batch = after_batch
         self.processed = 0
         # Up to this many events share one transaction (one commit, one offset commit).
         self.max_batch = max_batch
@@ -149,12 +167,15 @@ class EventConsumer:
         return event
 
     async def _process_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Apply one partition's batch in one transaction, each event under its own SAVEPOINT.
+        """Apply one partition's batch in one transaction: one commit (one fsync) and one offset
+        commit per batch instead of per event.
 
-        One commit (one fsync) per batch instead of per event. An event that can never be
-        applied (PoisonEvent, a data or constraint error: SQLSTATE class 22 or 23) loses only
-        its savepoint and is dead-lettered; anything else (the database gone, a deadlock) rolls
-        back the whole batch, which is retried whole: the inbox makes the replay harmless.
+        First as it comes, without savepoints: what nearly every batch needs. If an event turns
+        out never to be applicable (PoisonEvent, a data or constraint error: SQLSTATE class 22 or
+        23), the batch is rolled back and applied again with a SAVEPOINT per event, so that event
+        loses only its savepoint and is dead-lettered. Anything else (the database gone, a
+        deadlock) rolls back the batch, which is retried whole after a pause: the inbox makes the
+        replay harmless. The `after_batch` hook runs in the same transaction after the events.
         Dead letters go out after the commit, in offset order, so a retried batch parks nothing twice.
         """
         parsed: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent | str]] = []
@@ -163,49 +184,70 @@ class EventConsumer:
                 parsed.append((record, self._parse(record)))
             except PoisonEvent as exc:
                 parsed.append((record, str(exc)))
+        events = [(record, item) for record, item in parsed if isinstance(item, CloudEvent)]
         backoff = 0.2
+        isolate = False
         while True:
             rejected: dict[int, str] = {}
-            applied = 0
             try:
-                if any(isinstance(item, CloudEvent) for _, item in parsed):
-                    async with self.sessionmaker() as session, session.begin():
-                        for record, item in parsed:
-                            if not isinstance(item, CloudEvent):
-                                continue
-                            try:
-                                async with session.begin_nested():
-                                    if await claim(session, self.inbox, item):
-                                        await self.handler(session, item)
-                                applied += 1
-                            except PoisonEvent as exc:
-                                rejected[record.offset] = str(exc)
-                            except DBAPIError as exc:
-                                if not _data_error(exc):
-                                    raise
-                                # The SQLSTATE and class only: a server message may quote the row's values.
-                                reason = f"not applicable: SQLSTATE {sqlstate(exc)} ({type(exc).__name__})"
-                                rejected[record.offset] = reason
+                if events:
+                    rejected = await self._apply(events, isolate=isolate)
                 break
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                log.warning(
-                    "batch not applied; retrying it whole",
-                    extra={
-                        "events": len(parsed),
-                        "first_offset": records[0].offset,
-                        "error": repr(exc),
-                        "retry_in": backoff,
-                    },
-                )
-                await asyncio.sleep(backoff)
+            except (PoisonEvent, DBAPIError) as exc:
+                if not isolate and (isinstance(exc, PoisonEvent) or _data_error(exc)):
+                    isolate = True  # again at once, each event under its own savepoint
+                    continue
+                await self._pause(records, exc, backoff)
                 backoff = min(backoff * 2, 10.0)
-        self.processed += applied
+            except Exception as exc:
+                await self._pause(records, exc, backoff)
+                backoff = min(backoff * 2, 10.0)
+        self.processed += len(events) - len(rejected)
         for record, item in parsed:
             parked = item if isinstance(item, str) else rejected.get(record.offset)
             if parked is not None:
                 await self._dead_letter(record, parked)
+
+    async def _apply(
+        self, events: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent]], *, isolate: bool
+    ) -> dict[int, str]:
+        """One transaction; returns the events rejected (by offset, with the reason)."""
+        rejected: dict[int, str] = {}
+        async with self.sessionmaker() as session, session.begin():
+            if not isolate:
+                # One inbox statement for the batch; an event twice in it is applied once.
+                fresh = await claim_many(session, self.inbox, [event for _, event in events])
+                for _, event in events:
+                    key = (event.source, event.id)
+                    if key in fresh:
+                        fresh.discard(key)
+                        await self.handler(session, event)
+            else:
+                for record, event in events:
+                    try:
+                        async with session.begin_nested():
+                            if await claim(session, self.inbox, event):
+                                await self.handler(session, event)
+                    except PoisonEvent as exc:
+                        rejected[record.offset] = str(exc)
+                    except DBAPIError as exc:
+                        if not _data_error(exc):
+                            raise
+                        # The SQLSTATE and class only: a server message may quote the row's values.
+                        reason = f"not applicable: SQLSTATE {sqlstate(exc)} ({type(exc).__name__})"
+                        rejected[record.offset] = reason
+            if self.after_batch is not None:
+                await self.after_batch(session)
+        return rejected
+
+    async def _pause(self, records: Sequence[ConsumerRecord[bytes, bytes]], exc: Exception, backoff: float) -> None:
+        log.warning(
+            "batch not applied; retrying it whole",
+            extra={"events": len(records), "first_offset": records[0].offset, "error": repr(exc), "retry_in": backoff},
+        )
+        await asyncio.sleep(backoff)
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         self.dead_lettered += 1

@@ -320,6 +320,33 @@ async def test_a_school_end_reopens_the_clock(service_client, settings, clock):
         assert alert["status"] == "open" and alert["clock_start"] == str(day(10)) and alert["calendar_days"] == 8
 
 
+async def test_a_school_start_and_end_learnt_together_close_the_episode_and_open_the_next(
+    service_client, settings, clock
+):
+    """A consumer batch (or the time between two ticks) can bring a school start and its end at
+    once: the open alert's episode is resolved and the new one opened, not left with a stale clock."""
+    from services.notify.service import apply_event, evaluate_placements
+    from services.school.events import SCHOOL_ENDED
+
+    case = Case(DAY0)
+    async with Bus(settings) as bus, service_client("notify", settings_override=NO_PREWARNING) as notify:
+        await bus.placement(case)
+        await consumed(1, notify)
+        clock.set_today(day(20))
+        await evaluate(notify.app)
+        [alert] = await alerts(notify, rule="school_gap")
+        assert alert["status"] == "open" and alert["clock_start"] == str(DAY0)
+        # Both facts in one transaction, evaluated once: what the consumer does with one batch.
+        async with notify.app.state.sessionmaker() as session, session.begin():
+            await apply_event(session, bus.event(SCHOOL_STARTED, case.school_started(day(2))))
+            await apply_event(session, bus.event(SCHOOL_ENDED, case.school_ended(day(11))))
+            await evaluate_placements(session, notify.app.state.notify_context, [case.placement_id])
+        got = await detail(notify, alert["id"])
+        assert got["status"] == "open" and got["clock_start"] == str(day(11)) and got["calendar_days"] == 9
+        assert [h["transition"] for h in got["history"]] == ["opened", "resolved", "opened"]
+        assert got["history"][1]["reason"] == "clock_restarted"
+
+
 async def test_plan_and_examination_rules(service_client, settings, clock):
     hvb = Case(DAY0, form="hvb")
     jourhem = Case(DAY0, form="jourhem", school_change=False)

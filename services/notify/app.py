@@ -14,7 +14,7 @@ from services.notify.api import router
 from services.notify.config import NotifySettings, notify_settings
 from services.notify.delivery import run_sender
 from services.notify.models import audit, inbox, outbox
-from services.notify.service import Context, evaluate_due, make_handler
+from services.notify.service import Context, evaluate_due, make_after_batch, project
 from shared.app import ConsumerSpec, ServiceSpec, create_service_app
 from shared.clock import Clock, SystemClock
 from shared.events import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL
@@ -81,7 +81,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         inbox=inbox,
         consumers=[
             ConsumerSpec(
-                group_id="notify", topics=[TOPIC_PLACEMENT, TOPIC_SCHOOL, TOPIC_HEALTH], handler=make_handler(ctx)
+                group_id="notify",
+                topics=[TOPIC_PLACEMENT, TOPIC_SCHOOL, TOPIC_HEALTH],
+                handler=project,
+                after_batch=make_after_batch(ctx),
             )
         ],
         background=[_tick_loop, _sender],

@@ -51,6 +51,9 @@ class Reason(StrEnum):
     plan_registered = "plan_registered"
     exam_completed = "exam_completed"
     deadline_moved = "deadline_moved"  # corrected dates put today before the pre-warning again
+    # Met and then unmet again from a later day (a school start, then a school end), both learnt
+    # since the alert was last assessed: its episode is over, and the new one is announced anew.
+    clock_restarted = "clock_restarted"
 
 
 @dataclass(frozen=True)

@@ -83,21 +83,47 @@ class Context:
 # --- projection ---------------------------------------------------------------------------------
 
 
-def make_handler(ctx: Context) -> Callable[[AsyncSession, CloudEvent], Any]:
-    async def handle(session: AsyncSession, event: CloudEvent) -> None:
-        await apply_event(session, ctx, event)
-
-    return handle
+# The placements a consumer batch touched, kept in its session until the batch is evaluated.
+_TOUCHED = "notify_touched"
 
 
-async def apply_event(session: AsyncSession, ctx: Context, event: CloudEvent) -> None:
-    """Store what the event says, then re-evaluate its placement's rules at once."""
+async def project(session: AsyncSession, event: CloudEvent) -> None:
+    """The consumer's handler: stores what an event says and notes its placement for the
+    batch's evaluation (`make_after_batch`)."""
+    placement_id = await apply_event(session, event)
+    if placement_id is not None:
+        session.info.setdefault(_TOUCHED, set()).add(placement_id)
+
+
+def make_after_batch(ctx: Context) -> Callable[[AsyncSession], Any]:
+    """Runs after a consumer batch's events, in its transaction: re-evaluates every placement
+    the batch touched, once, on everything now known of it.
+
+    Once per batch rather than once per event: the evaluation (due rows, facts, alerts) is most
+    of the consumer's statements, and a batch of events about one placement needs it once.
+    Alerts follow what is known when the batch commits, as they follow what is known at each
+    tick: two events of one batch that would open and at once resolve an alert (a backlog
+    holding both a placement 10 days old and its school start) raise none, as they would had
+    notify read them both before looking. The school report still shows the days it took.
+    """
+
+    async def after_batch(session: AsyncSession) -> None:
+        touched: set[uuid.UUID] = session.info.pop(_TOUCHED, set())
+        if touched:
+            await evaluate_placements(session, ctx, touched)
+
+    return after_batch
+
+
+async def apply_event(session: AsyncSession, event: CloudEvent) -> uuid.UUID | None:
+    """Store what the event says in the projection; returns the placement to re-evaluate
+    (None when nothing changed)."""
     t = event.type
     placement_id: uuid.UUID
     if t in PLACEMENT_EVENTS:
         snapshot: PlacementSnapshot = event_data(event)
         if not await upsert_placement(session, placement_view, snapshot):
-            return  # an older version than the one on file: nothing changes
+            return None  # an older version than the one on file: nothing changes
         placement_id = snapshot.placement_id
     elif t == SCHOOL_STARTED.type:
         started: SchoolStarted = event_data(event)
@@ -152,15 +178,18 @@ async def apply_event(session: AsyncSession, ctx: Context, event: CloudEvent) ->
         )
         placement_id = exam.placement_id
     else:
-        return  # an event type notify has no rule for
-    await evaluate_placement(session, ctx, placement_id)
+        return None  # an event type notify has no rule for
+    return placement_id
 
 
 # --- evaluation ---------------------------------------------------------------------------------
 
 
-async def evaluate_placement(session: AsyncSession, ctx: Context, placement_id: uuid.UUID) -> None:
-    """Re-assess every rule of one placement now, waiting for its due rows if a tick holds them."""
+async def evaluate_placements(session: AsyncSession, ctx: Context, placement_ids: Iterable[uuid.UUID]) -> None:
+    """Re-assess every rule of these placements now, waiting for their due rows if a tick holds
+    them. Rows are created and locked in (placement, rule) order, the same in every replica, so
+    two consumers touching the same placements wait for each other instead of deadlocking."""
+    ids = sorted(set(placement_ids))
     pv = placement_view.c
     # The due rows are created only for a placement on file (one statement, not a look-up and
     # an insert): facts that arrived before their placement wait for it, keyed by placement_id.
@@ -171,15 +200,16 @@ async def evaluate_placement(session: AsyncSession, ctx: Context, placement_id: 
             ["placement_id", "rule"],
             select(pv.placement_id, rules.c.rule)
             .select_from(placement_view.join(rules, true()))
-            .where(pv.placement_id == placement_id),
+            .where(pv.placement_id.in_(ids))
+            .order_by(pv.placement_id, rules.c.rule),
         )
         .on_conflict_do_nothing()
     )
     locked = (
         await session.execute(
             select(AlertDue.placement_id, AlertDue.rule)
-            .where(AlertDue.placement_id == placement_id)
-            .order_by(AlertDue.rule)
+            .where(AlertDue.placement_id.in_(ids))
+            .order_by(AlertDue.placement_id, AlertDue.rule)
             .with_for_update()
         )
     ).all()
@@ -337,6 +367,14 @@ async def _apply(
     assert a.clock_start is not None and a.deadline is not None
     assert a.calendar_days is not None and a.counted_days is not None
     p = facts.placement
+    if alert is not None and alert.status in ACTIVE and alert.clock_start < a.clock_start:
+        # The facts that met the rule and those that broke it again arrived together (one
+        # consumer batch, or between two ticks): close the old episode so that the new one is
+        # opened and announced on its own, as it would have been had they come one by one.
+        alert.status = AlertStatus.resolved.value
+        alert.resolved_at = now
+        alert.resolution_reason = r.Reason.clock_restarted.value
+        await _record(session, alert, "resolved", now=now, today=today, reason=r.Reason.clock_restarted.value)
     if a.state == r.State.warning:
         if alert is None:
             alert = await _insert_alert(
