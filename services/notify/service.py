@@ -5,8 +5,9 @@ the tick's transaction or the request's holds each effect together with its outb
 delivery rows.
 
 Locking: every change to an alert of (placement, rule) happens while holding that pair's
-alert_due row. Event handlers wait for it (FOR UPDATE, always in rule order); the tick skips
-rows another worker holds (SKIP LOCKED). The unique (rule, placement) constraint is the backstop.
+alert_due row. A consumer batch's evaluation waits for it (FOR UPDATE, always in (placement,
+rule) order); the tick skips rows another worker holds (SKIP LOCKED). The unique (rule,
+placement) constraint is the backstop.
 """
 
 from __future__ import annotations
