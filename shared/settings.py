@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     # random factor in [0.5, 1] so that receivers coming back are not hit all at once.
     notify_webhook_backoff_initial_seconds: float = Field(default=10.0, gt=0)
     notify_webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # Where webhooks may point, so that a subscription cannot turn notify into a way into the
+    # city's internal network. With an allow-list (production: the receivers' host names; a
+    # leading dot admits subdomains) only those hosts. Without one, any host except addresses on
+    # this machine or a private network (loopback, RFC 1918, link-local such as a cloud metadata
+    # service, unique local) and `localhost`, unless allow_private is set (development, tests).
+    notify_webhook_allowed_hosts: list[str] = Field(default_factory=list)
+    notify_webhook_allow_private: bool = False
 
     # Reports (shared/reports.py). A period may span at most this many days, both ends counted.
     report_max_period_days: int = Field(default=3660, ge=1)

@@ -87,6 +87,8 @@ def base_settings(pg_url: str, broker: str, keys: tuple[Path, Path]) -> Settings
         jwt_private_key_file=keys[0],
         outbox_poll_interval_seconds=0.2,
         database_pool_size=5,
+        # The tests' webhook receivers listen on 127.0.0.1 (test_notify.py tests the refusal).
+        notify_webhook_allow_private=True,
     )
 
 

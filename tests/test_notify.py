@@ -473,3 +473,34 @@ async def test_bad_input_is_a_problem(service_client):
         )
         assert_problem(await notify.delete(f"/v1/webhooks/{unknown}"), 404)
         assert_problem(await notify.get("/v1/alerts", headers={"Authorization": ""}), 401)
+
+
+async def test_a_webhook_cannot_point_into_the_machine_or_a_private_network(service_client):
+    secret = "x" * 20
+    async with service_client("notify", settings_override={**QUIET, "notify_webhook_allow_private": False}) as notify:
+        for url in (
+            "http://127.0.0.1:8001/v1/placements",
+            "http://localhost/hook",
+            "http://api.localhost/hook",
+            "http://10.0.0.5/hook",
+            "http://192.168.1.1/hook",
+            "http://169.254.169.254/latest/meta-data/",  # a cloud metadata service
+            "http://[::1]/hook",
+            "http://0.0.0.0/hook",
+        ):
+            resp = await notify.post("/v1/webhooks", json={"url": url, "secret": secret})
+            assert_problem(resp, 422, "body.url")
+        assert (
+            await notify.post("/v1/webhooks", json={"url": "https://hooks.example.org/a", "secret": secret})
+        ).status_code == 201
+    allowed = {**QUIET, "notify_webhook_allowed_hosts": ["hooks.stad.example", ".larm.stad.example"]}
+    async with service_client("notify", settings_override=allowed) as notify:
+        for url, status in (
+            ("https://hooks.stad.example/obruten", 201),
+            ("https://farsta.larm.stad.example/obruten", 201),
+            ("https://evil.example/obruten", 422),
+            ("https://hooks.stad.example.evil.example/obruten", 422),
+            ("http://127.0.0.1/hook", 422),
+        ):
+            resp = await notify.post("/v1/webhooks", json={"url": url, "secret": secret})
+            assert resp.status_code == status, (url, resp.text)

@@ -107,6 +107,9 @@ async def create_webhook(
         check_district(settings.districts, d, f"body.districts.{i}")
     for i, rule in enumerate(body.rules or []):
         _check_rule(rule, f"body.rules.{i}")
+    refusal = service.webhook_destination_refusal(body.url, settings)
+    if refusal is not None:
+        raise invalid("body.url", refusal)
     hook = await service.create_webhook(
         session,
         url=body.url,

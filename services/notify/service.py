@@ -12,6 +12,7 @@ placement) constraint is the backstop.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import uuid
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ARRAY, Date, Select, Text, func, literal, null, select, true, union_all, update
@@ -57,6 +59,7 @@ from shared.errors import Problem, not_found
 from shared.events import CloudEvent
 from shared.inbox import event_data
 from shared.placement_view import upsert_placement
+from shared.settings import Settings
 
 log = logging.getLogger("obruten.notify")
 
@@ -536,6 +539,29 @@ async def _record(
                 )
             )
         session.info["webhook_written"] = True
+
+
+def webhook_destination_refusal(url: str, settings: Settings) -> str | None:
+    """Why notify must not POST to this URL (settings.notify_webhook_*), or None."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    allowed = [h.lower() for h in settings.notify_webhook_allowed_hosts]
+    if allowed:
+        if any(host == h or (h.startswith(".") and host.endswith(h)) for h in allowed):
+            return None
+        return "host not in the allowed webhook hosts (OBRUTEN_NOTIFY_WEBHOOK_ALLOWED_HOSTS)"
+    if settings.notify_webhook_allow_private:
+        return None
+    if host == "localhost" or host.endswith(".localhost"):
+        return "must not point at this machine"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a name; production narrows names with the allow-list
+    if address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified:
+        return "must not point at this machine or a private network"
+    if address.is_multicast or address.is_reserved:
+        return "not a unicast public address"
+    return None
 
 
 async def _subscriptions(session: AsyncSession) -> list[tuple[uuid.UUID, list[str] | None, list[str] | None]]:
