@@ -250,14 +250,10 @@ class EventConsumer:
         await asyncio.sleep(backoff)
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
-        self.dead_lettered += 1
         log.error(
             "event dead-lettered",
             extra={"topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason},
         )
-        if self._producer is None:
-            self._producer = make_producer(self.settings)
-            await self._producer.start()
         headers: list[tuple[str, bytes]] = [
             ("obruten-reason", reason.encode()[:1000]),
             ("obruten-consumer-group", self.group_id.encode()),
@@ -265,9 +261,27 @@ class EventConsumer:
             ("obruten-original-partition", str(record.partition).encode()),
             ("obruten-original-offset", str(record.offset).encode()),
         ]
-        await self._producer.send_and_wait(
-            self.settings.topic(TOPIC_DEADLETTER), value=record.value, key=record.key, headers=headers
-        )
+        # Bounded like the relay's publishing: a broker that went away must not wedge the
+        # consumer. On failure the consumer restarts; the offset was not committed, so the
+        # event comes back and is parked then.
+        timeout = self.settings.kafka_request_timeout_ms / 1000 + 1
+        try:
+            if self._producer is None:
+                self._producer = make_producer(self.settings)
+                await within(self._producer.start(), timeout, "starting the dead-letter producer")
+            await within(
+                self._producer.send_and_wait(
+                    self.settings.topic(TOPIC_DEADLETTER), value=record.value, key=record.key, headers=headers
+                ),
+                timeout,
+                "parking an event",
+            )
+        except BaseException:
+            producer, self._producer = self._producer, None
+            if producer is not None:
+                await stop_within(producer, 5)
+            raise
+        self.dead_lettered += 1
 
     async def close(self) -> None:
         if self._producer is not None:

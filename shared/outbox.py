@@ -11,7 +11,9 @@ import asyncio
 import json
 import logging
 import zlib
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import (
@@ -147,6 +149,18 @@ class OutboxRelay:
         if producer is not None:
             await stop_within(producer, 5)
 
+    async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Any]) -> list[Any]:
+        futures = [
+            await producer.send(
+                self.settings.topic(row.aggregatetype),
+                value=json.dumps(row.payload, separators=(",", ":")).encode(),
+                key=row.aggregateid.encode(),
+                headers=[("content-type", b"application/cloudevents+json")],
+            )
+            for row in rows
+        ]
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
     async def publish_batch(self) -> int:
         """Publish one batch of unsent rows; returns how many were marked sent."""
         t = self.outbox.table
@@ -166,21 +180,11 @@ class OutboxRelay:
                 return 0
             try:
                 producer = await self._get_producer()
-                futures = []
-                for row in rows:
-                    futures.append(
-                        await producer.send(
-                            self.settings.topic(row.aggregatetype),
-                            value=json.dumps(row.payload, separators=(",", ":")).encode(),
-                            key=row.aggregateid.encode(),
-                            headers=[("content-type", b"application/cloudevents+json")],
-                        )
-                    )
-                # aiokafka keeps retrying a batch while the broker is unreachable; bound the
-                # wait so the relay drops the connection and starts afresh when it returns.
-                results = await asyncio.wait_for(
-                    asyncio.gather(*futures, return_exceptions=True),
-                    self.settings.kafka_request_timeout_ms / 1000 + 1,
+                # Bounded as a whole: aiokafka keeps retrying a batch while the broker is
+                # unreachable, and `send` itself waits for topic metadata, which after a broker
+                # restart can wait for good. The relay then drops the connection and starts afresh.
+                results = await within(
+                    self._send(producer, rows), self.settings.kafka_request_timeout_ms / 1000 + 1, "publishing a batch"
                 )
             except Exception as exc:
                 await self._drop_producer()

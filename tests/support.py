@@ -48,7 +48,12 @@ class TopicTail:
         self.messages: list[Any] = []
 
     async def __aenter__(self) -> TopicTail:
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        # If the broker ever answers the opening offset as out of range, aiokafka's default
+        # ("latest") would jump past whatever was published meanwhile; a test's topics are its
+        # own, so their start is the right fallback.
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         await self.consumer.start()
         partitions = None
         for _ in range(100):
