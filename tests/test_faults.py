@@ -492,6 +492,65 @@ async def test_poison_messages_are_parked_with_their_reason_and_the_consumer_goe
         assert await conn.fetchval("SELECT count(*) FROM inbox") == 1, "only the good event was applied"
 
 
+async def test_events_that_parse_but_cannot_be_applied_are_parked_and_the_rest_of_the_batch_lands(settings):
+    """The consumer's second line: an event that is a valid CloudEvent but that its handler refuses
+    (PoisonEvent) or that breaks on its data in the database (SQLSTATE class 22) is parked with
+    the reason, while the events around it in the same batch are applied once, in one commit."""
+    from sqlalchemy import text
+
+    from services.notify.models import inbox
+    from shared.db import make_engine, make_sessionmaker
+    from shared.inbox import EventConsumer, PoisonEvent, event_data
+
+    cases = [Case(DAY0 - timedelta(days=n)) for n in range(5)]
+    refused, broken = cases[1].placement_id, cases[3].placement_id
+    applied: list[Any] = []
+
+    async def handler(session: Any, event: CloudEvent) -> None:
+        data = event_data(event)
+        if data.placement_id == refused:
+            raise PoisonEvent("refused by the handler")
+        if data.placement_id == broken:
+            await session.execute(text("SELECT 1 / 0"))  # SQLSTATE 22012
+        applied.append(data.placement_id)
+
+    engine = make_engine(settings.service_database_url("notify"), pool_size=2)
+    consumer = EventConsumer(
+        settings=settings,
+        group_id="inbox-test",
+        topics=[TOPIC_PLACEMENT],
+        sessionmaker=make_sessionmaker(engine),
+        inbox=inbox,
+        handler=handler,
+    )
+    async with TopicTail(settings.kafka_servers(), settings.topic(TOPIC_DEADLETTER)) as dead, Bus(settings) as bus:
+        # All five before the consumer starts, so that they arrive as batches with the bad ones inside.
+        for case in cases:
+            await bus.placement(case)
+        task = asyncio.create_task(consumer.run())
+        try:
+            await dead.collect(2)
+            await eventually(lambda: _async(consumer.processed == 3), timeout=30)
+            await dead.settle(1.0)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await consumer.close()
+            await engine.dispose()
+    # A rolled-back first pass may have run the handler for good events too: the inbox says once.
+    assert set(applied) == {c.placement_id for c in cases if c.placement_id not in (refused, broken)}
+    reasons = sorted(dict(m.headers)["obruten-reason"].decode() for m in dead.messages)
+    assert len(reasons) == 2 and consumer.dead_lettered == 2
+    assert reasons[0].startswith("not applicable: SQLSTATE 22012") and reasons[1] == "refused by the handler"
+    async with db(settings, "notify") as conn:
+        assert await conn.fetchval("SELECT count(*) FROM inbox") == 3, "only the applied events are in the inbox"
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
 # --- 5. events out of order and duplicated across the three topics ------------------------------
 
 
