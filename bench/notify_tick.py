@@ -31,13 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.notify.config import RULE_NAMES, RulesConfig
+from services.notify.rules.config import RULE_NAMES, RulesConfig
 from services.notify.service import Context, evaluate_due
-from shared.clock import STOCKHOLM, FixedClock
-from shared.db import make_engine, make_sessionmaker
-from shared.embedded import EmbeddedPostgres
-from shared.migrate import prepare_database
-from shared.settings import STOCKHOLM_DISTRICTS, Settings
+from shared.kernel.clock import STOCKHOLM, FixedClock
+from shared.kernel.db import make_engine, make_sessionmaker
+from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings
+from shared.local.embedded import EmbeddedPostgres
+from shared.local.migrate import prepare_database
 
 TODAY = date(2025, 9, 10)
 MIDNIGHT = datetime(TODAY.year, TODAY.month, TODAY.day, tzinfo=STOCKHOLM)

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.auth import mint_token
-from shared.settings import Settings
+from shared.kernel.settings import Settings
+from shared.web.auth import mint_token
 
 T = TypeVar("T")
 

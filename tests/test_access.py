@@ -1,6 +1,6 @@
 """The access model, cell by cell: role × endpoint × own/other district, for all four services.
 
-The expectations are written out here, not read from shared/policy.py, so that a mistake in the
+The expectations are written out here, not read from shared/web/policy.py, so that a mistake in the
 policy shows up as a wrong cell. "Own" is a record of Farsta (the district in the scoped roles'
 tokens), "other" one of Bromma. In the school service the Farsta placement is a protected child's,
 so the teaching team for protected housing sees "own" and not "other" just like a Farsta
@@ -22,8 +22,8 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.migrate import _asyncpg_dsn
-from shared.settings import Settings
+from shared.kernel.settings import Settings
+from shared.local.migrate import _asyncpg_dsn
 from tests.factories import child_body, luhn_pnr, placement_body
 
 ROLES = (
@@ -423,8 +423,8 @@ async def test_a_central_analyst_gets_403_for_every_row_level_endpoint(service_c
 async def test_every_route_of_every_service_has_an_access_rule() -> None:
     import importlib
 
-    from shared.policy import rule_for
-    from shared.runner import available_services
+    from shared.local.runner import available_services
+    from shared.web.policy import rule_for
 
     for service in available_services():
         app = importlib.import_module(f"services.{service}.app").create_app(Settings())

@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 from fastapi import FastAPI
 
-from shared.app import v1_router
-from shared.migrate import _asyncpg_dsn
-from shared.settings import Settings
+from shared.kernel.settings import Settings
+from shared.local.migrate import _asyncpg_dsn
+from shared.web.app import v1_router
 from tests.factories import child_body, placement_body
 
 DAY0 = date(2025, 8, 1)

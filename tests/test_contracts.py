@@ -13,10 +13,11 @@ import httpx
 import jsonschema
 import pytest
 
-from shared.asyncapi import build_document, load_all_event_types
-from shared.events import REGISTRY, TOPIC_PLACEMENT
-from shared.runner import available_services
-from shared.settings import Settings
+from shared.contracts.envelope import REGISTRY
+from shared.contracts.topics import TOPIC_PLACEMENT
+from shared.kernel.settings import Settings
+from shared.local.asyncapi import build_document, load_all_event_types
+from shared.local.runner import available_services
 from tests.factories import child_body, placement_body
 from tests.support import TopicTail
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from shared.runner import available_services
-from shared.settings import Settings
+from shared.kernel.settings import Settings
+from shared.local.runner import available_services
 
 ROOT = Path(__file__).resolve().parent.parent
 

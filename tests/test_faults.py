@@ -27,13 +27,14 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.notify.app import evaluate
-from services.placement.events import PLACEMENT_STARTED
-from shared.clock import STOCKHOLM
-from shared.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, port_open
-from shared.events import TOPIC_DEADLETTER, TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL, TOPICS, CloudEvent, EventType
-from shared.kafka import ensure_topics
-from shared.migrate import _asyncpg_dsn, prepare_database
-from shared.settings import Settings
+from shared.bus.kafka import ensure_topics
+from shared.contracts.envelope import CloudEvent, EventType
+from shared.contracts.placement import PLACEMENT_STARTED
+from shared.contracts.topics import TOPIC_DEADLETTER, TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL, TOPICS
+from shared.kernel.clock import STOCKHOLM
+from shared.kernel.settings import Settings
+from shared.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, port_open
+from shared.local.migrate import _asyncpg_dsn, prepare_database
 from tests.factories import luhn_pnr, placement_body
 from tests.support import TopicTail, eventually
 from tests.test_notify_support import Bus, Case
@@ -257,7 +258,7 @@ class NotifyProcess:
     def start(self) -> None:
         out = open(self.log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", "notify", "--skip-migrations"],
+            [sys.executable, "-m", "shared.local.cli", "serve", "notify", "--skip-migrations"],
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -499,8 +500,8 @@ async def test_events_that_parse_but_cannot_be_applied_are_parked_and_the_rest_o
     from sqlalchemy import text
 
     from services.notify.models import inbox
-    from shared.db import make_engine, make_sessionmaker
-    from shared.inbox import EventConsumer, PoisonEvent, event_data
+    from shared.bus.inbox import EventConsumer, PoisonEvent, event_data
+    from shared.kernel.db import make_engine, make_sessionmaker
 
     cases = [Case(DAY0 - timedelta(days=n)) for n in range(5)]
     refused, broken = cases[1].placement_id, cases[3].placement_id
@@ -563,9 +564,9 @@ def scenario(bus: Bus) -> list[tuple[EventType, CloudEvent]]:
     def add(etype: EventType, data: Any) -> None:
         events.append((etype, bus.event(etype, data)))
 
-    from services.health.events import EXAM_BOOKED, EXAM_COMPLETED, ExamStatus
-    from services.placement.events import PLACEMENT_ENDED
-    from services.school.events import SCHOOL_ENDED, SCHOOL_PLAN_REGISTERED, SCHOOL_STARTED
+    from shared.contracts.health import EXAM_BOOKED, EXAM_COMPLETED, ExamStatus
+    from shared.contracts.placement import PLACEMENT_ENDED
+    from shared.contracts.school import SCHOOL_ENDED, SCHOOL_PLAN_REGISTERED, SCHOOL_STARTED
 
     schooled, gap_again, examined, ended, planned, late = (
         Case(start),

@@ -14,10 +14,11 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from services.placement.events import PLACEMENT_CHANGED, PLACEMENT_STARTED, PlacementSnapshot
-from shared.events import TOPIC_HEALTH, TOPIC_PLACEMENT, make_event
-from shared.migrate import _asyncpg_dsn
-from shared.settings import Settings
+from shared.contracts.envelope import make_event
+from shared.contracts.placement import PLACEMENT_CHANGED, PLACEMENT_STARTED, PlacementSnapshot
+from shared.contracts.topics import TOPIC_HEALTH, TOPIC_PLACEMENT
+from shared.kernel.settings import Settings
+from shared.local.migrate import _asyncpg_dsn
 from tests.factories import child_body, placement_body
 from tests.support import TopicTail, eventually
 from tests.test_contracts import committed_doc, validate_event

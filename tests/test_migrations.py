@@ -14,9 +14,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.migrate import alembic_config, ensure_database
-from shared.runner import available_services
-from shared.settings import Settings
+from shared.kernel.settings import Settings
+from shared.local.migrate import alembic_config, ensure_database
+from shared.local.runner import available_services
 
 
 @pytest.mark.parametrize("service", available_services())

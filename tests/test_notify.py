@@ -12,9 +12,9 @@ from datetime import date, timedelta
 import pytest
 
 from services.notify.app import evaluate
-from services.placement.events import PLACEMENT_STARTED
-from services.school.events import SCHOOL_STARTED
-from shared.events import TOPIC_ALERTS
+from shared.contracts.placement import PLACEMENT_STARTED
+from shared.contracts.school import SCHOOL_STARTED
+from shared.contracts.topics import TOPIC_ALERTS
 from tests.support import TopicTail, eventually
 from tests.test_notify_support import Bus, Case, Receiver, alerts, consumed
 
@@ -326,7 +326,7 @@ async def test_a_school_start_and_end_learnt_together_close_the_episode_and_open
     """A consumer batch (or the time between two ticks) can bring a school start and its end at
     once: the open alert's episode is resolved and the new one opened, not left with a stale clock."""
     from services.notify.service import apply_event, evaluate_placements
-    from services.school.events import SCHOOL_ENDED
+    from shared.contracts.school import SCHOOL_ENDED
 
     case = Case(DAY0)
     async with Bus(settings) as bus, service_client("notify", settings_override=NO_PREWARNING) as notify:

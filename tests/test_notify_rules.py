@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.notify import rules as r
 from services.notify.app import create_app
-from services.notify.config import RulesConfig, RulesConfigError, notify_settings, parse_rules
-from shared.settings import Settings
+from services.notify.rules import assess as r
+from services.notify.rules.config import RulesConfig, RulesConfigError, notify_settings, parse_rules
+from shared.kernel.settings import Settings
 
 DAY0 = date(2025, 9, 1)  # a Monday
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "services" / "notify" / "rules.default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "services" / "notify" / "rules" / "rules.default.yaml"
 
 
 def day(n: int) -> date:

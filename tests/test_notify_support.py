@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from services.health.events import EXAM_COMPLETED, ExaminationEvent, ExamKind, ExamStatus
-from services.placement.events import PLACEMENT_ENDED, PLACEMENT_STARTED, Duration, EndReason, PlacementSnapshot
-from services.school.events import (
+from shared.bus.kafka import make_producer
+from shared.contracts.envelope import CloudEvent, EventData, EventType, make_event
+from shared.contracts.health import EXAM_COMPLETED, ExaminationEvent, ExamKind, ExamStatus
+from shared.contracts.placement import PLACEMENT_ENDED, PLACEMENT_STARTED, Duration, EndReason, PlacementSnapshot
+from shared.contracts.school import (
     SCHOOL_ENDED,
     SCHOOL_PLAN_REGISTERED,
     SCHOOL_STARTED,
@@ -23,10 +25,8 @@ from services.school.events import (
     SchoolPlanRegistered,
     SchoolStarted,
 )
-from shared.events import CloudEvent, EventData, EventType, make_event
-from shared.kafka import make_producer
-from shared.settings import Settings
-from shared.vocabulary import LegalBasis, PlacementForm
+from shared.contracts.vocabulary import LegalBasis, PlacementForm
+from shared.kernel.settings import Settings
 from tests.support import eventually
 
 SOURCES = {

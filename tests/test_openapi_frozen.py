@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.settings import Settings
+from shared.kernel.settings import Settings
 
 COPIES = Path(__file__).resolve().parent / "contracts" / "openapi"
 

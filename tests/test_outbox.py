@@ -8,8 +8,8 @@ from datetime import date, timedelta
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from shared.embedded import EmbeddedBroker, free_port
-from shared.events import TOPIC_PLACEMENT
+from shared.contracts.topics import TOPIC_PLACEMENT
+from shared.local.embedded import EmbeddedBroker, free_port
 from tests.factories import child_body, placement_body
 from tests.support import eventually
 

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 import asyncpg
 import pytest
 
-from shared.events import TOPIC_PLACEMENT
-from shared.migrate import _asyncpg_dsn
-from shared.settings import Settings
+from shared.contracts.topics import TOPIC_PLACEMENT
+from shared.kernel.settings import Settings
+from shared.local.migrate import _asyncpg_dsn
 from tests.factories import child_body, luhn_pnr, placement_body
 from tests.support import TopicTail
 

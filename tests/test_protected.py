@@ -18,9 +18,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pythonjsonlogger.json import JsonFormatter
 
 from services.notify.app import evaluate
-from shared.clock import FixedClock
-from shared.migrate import _asyncpg_dsn
-from shared.settings import Settings
+from shared.kernel.clock import FixedClock
+from shared.kernel.settings import Settings
+from shared.local.migrate import _asyncpg_dsn
 from tests.factories import child_body, placement_body
 from tests.support import eventually
 

@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from services.health.reports import FIGURES
-from shared.migrate import _asyncpg_dsn
-from shared.settings import STOCKHOLM_DISTRICTS, Settings
+from services.health.reports.tables import FIGURES
+from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings
+from shared.local.migrate import _asyncpg_dsn
 from tests.factories import child_body, placement_body
 from tests.support import eventually
 

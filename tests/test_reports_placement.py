@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
-from services.placement.reports import FORM_COLUMNS
-from shared.settings import STOCKHOLM_DISTRICTS
-from shared.vocabulary import PlacementForm
+from services.placement.reports.tables import FORM_COLUMNS
+from shared.contracts.vocabulary import PlacementForm
+from shared.kernel.settings import STOCKHOLM_DISTRICTS
 from tests.factories import luhn_pnr, placement_body
 
 # The city's table of children placed at some time during 2020 (../shared/domain.md), columns in

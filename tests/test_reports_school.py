@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from services.school.reports import FIGURES, FORMS, OTHER_FORMS
-from shared.migrate import _asyncpg_dsn
-from shared.settings import STOCKHOLM_DISTRICTS, Settings
+from services.school.reports.tables import FIGURES, FORMS, OTHER_FORMS
+from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings
+from shared.local.migrate import _asyncpg_dsn
 from tests.factories import child_body, placement_body
 from tests.support import eventually
 

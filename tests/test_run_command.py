@@ -16,8 +16,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from shared.embedded import free_port
-from shared.runner import available_services
+from shared.local.embedded import free_port
+from shared.local.runner import available_services
 from tests.factories import child_body, placement_body
 
 
@@ -43,7 +43,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSuite]:
     env.update({f"OBRUTEN_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     env.update({"OBRUTEN_DATA_DIR": str(data_dir), "OBRUTEN_EMBEDDED_BROKER_PORT": str(broker_port)})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "run"],
+        [sys.executable, "-m", "shared.local.cli", "run"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -169,7 +169,7 @@ def test_token_command_uses_the_local_key(suite: RunningSuite) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBRUTEN_")}
     env["OBRUTEN_DATA_DIR"] = str(suite.data_dir)
     out = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "token", "--role", "caseworker", "--district", "Farsta"],
+        [sys.executable, "-m", "shared.local.cli", "token", "--role", "caseworker", "--district", "Farsta"],
         env=env,
         capture_output=True,
         text=True,

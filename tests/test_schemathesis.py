@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.settings import Settings
+from shared.kernel.settings import Settings
 
 SEED = 20251
 MAX_EXAMPLES = 12

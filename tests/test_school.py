@@ -13,12 +13,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.placement.events import PLACEMENT_CHANGED, PLACEMENT_STARTED, PlacementSnapshot
-from shared.clock import FixedClock
-from shared.embedded import free_port
-from shared.events import TOPIC_PLACEMENT, TOPIC_SCHOOL, EventType, make_event
-from shared.migrate import _asyncpg_dsn
-from shared.settings import Settings
+from shared.contracts.envelope import EventType, make_event
+from shared.contracts.placement import PLACEMENT_CHANGED, PLACEMENT_STARTED, PlacementSnapshot
+from shared.contracts.topics import TOPIC_PLACEMENT, TOPIC_SCHOOL
+from shared.kernel.clock import FixedClock
+from shared.kernel.settings import Settings
+from shared.local.embedded import free_port
+from shared.local.migrate import _asyncpg_dsn
 from tests.factories import child_body, placement_body
 from tests.support import TopicTail, eventually
 from tests.test_contracts import committed_doc, validate_event

@@ -27,7 +27,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.health import schemas
-from services.health.events import (
+from services.health.models import Examination, ExaminationStatus, outbox, placement_view
+from shared.bus.inbox import event_data
+from shared.bus.placement_copy import PlacementClient, placement_not_found, require_placement, upsert_placement
+from shared.contracts.envelope import CloudEvent, EventType
+from shared.contracts.health import (
     EXAM_BOOKED,
     EXAM_COMPLETED,
     EXAM_DECLINED,
@@ -36,14 +40,10 @@ from services.health.events import (
     ExamKind,
     ExamStatus,
 )
-from services.health.models import Examination, ExaminationStatus, outbox, placement_view
-from services.placement.events import PlacementSnapshot
-from shared.clock import Clock
-from shared.errors import Problem, invalid, not_found
-from shared.events import CloudEvent, EventType
-from shared.inbox import event_data
-from shared.placement_view import PlacementClient, placement_not_found, require_placement, upsert_placement
-from shared.policy import Access
+from shared.contracts.placement import PlacementSnapshot
+from shared.kernel.clock import Clock
+from shared.kernel.errors import Problem, invalid, not_found
+from shared.web.policy import Access
 
 # A booking further ahead than this is refused as a typing error.
 MAX_BOOKING_AHEAD_DAYS = 366

@@ -10,15 +10,15 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
-from services.notify.api import router
-from services.notify.config import NotifySettings, notify_settings
-from services.notify.delivery import run_sender
+from services.notify.alerts.endpoints import router
 from services.notify.models import audit, inbox, outbox
+from services.notify.rules.config import NotifySettings, notify_settings
 from services.notify.service import Context, evaluate_due, make_after_batch, project
-from shared.app import ConsumerSpec, ServiceSpec, create_service_app
-from shared.clock import Clock, SystemClock
-from shared.events import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL
-from shared.settings import Settings, get_settings
+from services.notify.webhooks.delivery import run_sender
+from shared.contracts.topics import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL
+from shared.kernel.clock import Clock, SystemClock
+from shared.kernel.settings import Settings, get_settings
+from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
 
 log = logging.getLogger("obruten.notify")
 

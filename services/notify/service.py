@@ -28,10 +28,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.health.events import EXAM_BOOKED, EXAM_COMPLETED, EXAM_DECLINED, EXAM_MISSED, ExaminationEvent
-from services.notify import rules as r
-from services.notify.config import RULE_NAMES, RulesConfig
-from services.notify.events import TRANSITION_EVENTS, AlertChanged, AlertStatus
 from services.notify.models import (
     Alert,
     AlertDue,
@@ -45,8 +41,15 @@ from services.notify.models import (
     outbox,
     placement_view,
 )
-from services.placement.events import PLACEMENT_CHANGED, PLACEMENT_ENDED, PLACEMENT_STARTED, PlacementSnapshot
-from services.school.events import (
+from services.notify.rules import assess as r
+from services.notify.rules.config import RulesConfig
+from shared.bus.inbox import event_data
+from shared.bus.placement_copy import upsert_placement
+from shared.contracts.alerts import RULE_NAMES, TRANSITION_EVENTS, AlertChanged, AlertStatus
+from shared.contracts.envelope import CloudEvent
+from shared.contracts.health import EXAM_BOOKED, EXAM_COMPLETED, EXAM_DECLINED, EXAM_MISSED, ExaminationEvent
+from shared.contracts.placement import PLACEMENT_CHANGED, PLACEMENT_ENDED, PLACEMENT_STARTED, PlacementSnapshot
+from shared.contracts.school import (
     SCHOOL_ENDED,
     SCHOOL_PLAN_REGISTERED,
     SCHOOL_STARTED,
@@ -54,12 +57,9 @@ from services.school.events import (
     SchoolPlanRegistered,
     SchoolStarted,
 )
-from shared.clock import Clock
-from shared.errors import Problem, not_found
-from shared.events import CloudEvent
-from shared.inbox import event_data
-from shared.placement_view import upsert_placement
-from shared.settings import Settings
+from shared.kernel.clock import Clock
+from shared.kernel.errors import Problem, not_found
+from shared.kernel.settings import Settings
 
 log = logging.getLogger("obruten.notify")
 

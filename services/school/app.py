@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.school.api import router
+from services.school.endpoints import router
 from services.school.models import audit, inbox, outbox
-from services.school.reports_api import router as reports_router
+from services.school.reports.endpoints import router as reports_router
 from services.school.service import apply_placement_event
-from shared.app import ConsumerSpec, ServiceSpec, create_service_app
-from shared.clock import Clock
-from shared.events import TOPIC_PLACEMENT
-from shared.placement_view import PlacementClient
-from shared.settings import Settings, get_settings
+from shared.bus.placement_copy import PlacementClient
+from shared.contracts.topics import TOPIC_PLACEMENT
+from shared.kernel.clock import Clock
+from shared.kernel.settings import Settings, get_settings
+from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
 
 
 async def _open_placement_client(app: FastAPI) -> None:

@@ -17,9 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from services.placement.events import PlacementSnapshot
 from services.school import schemas
-from services.school.events import (
+from services.school.models import SchoolEnd, SchoolPlan, SchoolStart, outbox, placement_view
+from shared.bus.inbox import event_data
+from shared.bus.placement_copy import PlacementClient, placement_not_found, require_placement, upsert_placement
+from shared.contracts.envelope import CloudEvent
+from shared.contracts.placement import PlacementSnapshot
+from shared.contracts.school import (
     SCHOOL_ENDED,
     SCHOOL_PLAN_REGISTERED,
     SCHOOL_STARTED,
@@ -28,14 +32,10 @@ from services.school.events import (
     SchoolPlanRegistered,
     SchoolStarted,
 )
-from services.school.models import SchoolEnd, SchoolPlan, SchoolStart, outbox, placement_view
-from shared.clock import Clock
-from shared.errors import Problem, invalid, not_found
-from shared.events import CloudEvent
-from shared.inbox import event_data
-from shared.placement_view import PlacementClient, placement_not_found, require_placement, upsert_placement
-from shared.policy import Access
-from shared.vocabulary import PlacementForm
+from shared.contracts.vocabulary import PlacementForm
+from shared.kernel.clock import Clock
+from shared.kernel.errors import Problem, invalid, not_found
+from shared.web.policy import Access
 
 
 async def apply_placement_event(session: AsyncSession, event: CloudEvent) -> None:

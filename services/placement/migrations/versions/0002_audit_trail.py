@@ -7,7 +7,7 @@ Create Date: 2026-11-23 08:58:06.043307
 
 from collections.abc import Sequence
 
-from shared.audit import create_audit_trail_v1, drop_audit_trail_v1
+from shared.web.audit import create_audit_trail_v1, drop_audit_trail_v1
 
 revision: str = "0002"
 down_revision: str | None = "0001"
