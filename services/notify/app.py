@@ -10,11 +10,14 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
-from services.notify.alerts.endpoints import router
+from services.notify.alerts.endpoints import router as alerts_router
+from services.notify.context import Context
+from services.notify.evaluation import evaluate_due
 from services.notify.models import audit, inbox, outbox
+from services.notify.projection import make_after_batch, project
 from services.notify.rules.config import NotifySettings, notify_settings
-from services.notify.service import Context, evaluate_due, make_after_batch, project
 from services.notify.webhooks.delivery import run_sender
+from services.notify.webhooks.endpoints import router as webhooks_router
 from shared.contracts.topics import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL
 from shared.kernel.clock import Clock, SystemClock
 from shared.kernel.settings import Settings, get_settings
@@ -75,7 +78,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             "(school_gap, school_plan_missing, health_exam_missing, dental_exam_missing) and announces every "
             "transition on `obruten.alerts` and to signed webhooks."
         ),
-        routers=[router],
+        routers=[alerts_router, webhooks_router],
         audit=audit,
         outbox=outbox,
         inbox=inbox,

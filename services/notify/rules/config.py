@@ -23,7 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.contracts.alerts import RULE_NAMES
 from shared.contracts.vocabulary import PlacementForm
+from shared.kernel.errors import invalid
 from shared.kernel.settings import Settings
+
+
+def check_rule_name(value: str, field: str) -> None:
+    """422 naming the field unless the value is one of the rules (a query filter, a webhook's)."""
+    if value not in RULE_NAMES:
+        raise invalid(field, f"unknown rule; expected one of: {', '.join(RULE_NAMES)}")
 
 
 class RulesConfigError(ValueError):
