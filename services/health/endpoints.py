@@ -5,29 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, status
+from fastapi import Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.health import schemas, service
 from services.health.models import Examination
-from shared.bus.placement_copy import PlacementClient
 from shared.contracts.health import ExamKind, ExamStatus
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district
 from shared.web.app import SettingsDep, v1_router
+from shared.web.placement_client import PlacementClientDep
 from shared.web.policy import AccessDep
 
 # Who may call what, and which rows each caller sees: shared/web/policy.py.
 router = v1_router()
-
-
-def _placement_client(request: Request) -> PlacementClient:
-    client: PlacementClient = request.app.state.placement_client
-    return client
-
-
-PlacementClientDep = Annotated[PlacementClient, Depends(_placement_client)]
 
 
 async def _detail(session: AsyncSession, exam: Examination) -> schemas.ExaminationDetail:

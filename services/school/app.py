@@ -5,26 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.school.endpoints import router
-from services.school.models import audit, inbox, outbox
+from services.school.models import audit, inbox, outbox, placement_view
 from services.school.reports.endpoints import router as reports_router
-from services.school.service import apply_placement_event
-from shared.bus.placement_copy import PlacementClient
+from shared.bus.placement_copy import placement_consumer
 from shared.contracts.topics import TOPIC_PLACEMENT
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings, get_settings
 from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
-
-
-async def _open_placement_client(app: FastAPI) -> None:
-    # One pooled client for the app's lifetime, for placements not yet seen on the bus.
-    app.state.placement_client = PlacementClient(app.state.settings)
-
-
-async def _close_placement_client(app: FastAPI) -> None:
-    client: PlacementClient | None = getattr(app.state, "placement_client", None)
-    if client is not None:
-        await client.close()
-
+from shared.web.placement_client import close_placement_client, open_placement_client
 
 SPEC = ServiceSpec(
     name="school",
@@ -34,9 +22,9 @@ SPEC = ServiceSpec(
     audit=audit,
     outbox=outbox,
     inbox=inbox,
-    consumers=[ConsumerSpec(group_id="school", topics=[TOPIC_PLACEMENT], handler=apply_placement_event)],
-    on_startup=[_open_placement_client],
-    on_shutdown=[_close_placement_client],
+    consumers=[ConsumerSpec(group_id="school", topics=[TOPIC_PLACEMENT], handler=placement_consumer(placement_view))],
+    on_startup=[open_placement_client],
+    on_shutdown=[close_placement_client],
 )
 
 

@@ -5,27 +5,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, status
+from fastapi import Query, status
 
 from services.school import schemas, service
 from services.school.models import SchoolEnd, SchoolPlan, SchoolStart
-from shared.bus.placement_copy import PlacementClient
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district, not_found
 from shared.web.app import SettingsDep, v1_router
+from shared.web.placement_client import PlacementClientDep
 from shared.web.policy import Access, AccessDep, ProtectedField
 
 # Who may call what, and which rows and fields each caller sees: shared/web/policy.py.
 router = v1_router()
-
-
-def _placement_client(request: Request) -> PlacementClient:
-    client: PlacementClient = request.app.state.placement_client
-    return client
-
-
-PlacementClientDep = Annotated[PlacementClient, Depends(_placement_client)]
 
 
 async def _check(session: SessionDep, access: Access, record: SchoolPlan | SchoolStart | SchoolEnd, what: str) -> None:

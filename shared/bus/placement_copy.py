@@ -9,6 +9,8 @@ service asks the placement service over HTTP and stores the same snapshot.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import httpx
 from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, Table, Text, Uuid, func, select
@@ -17,7 +19,10 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from shared.bus.inbox import event_data
+from shared.contracts.envelope import CloudEvent
 from shared.contracts.placement import PlacementSnapshot
+from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.errors import Problem
 from shared.kernel.settings import Settings
 
@@ -132,4 +137,41 @@ async def require_placement(
         await upsert_placement(session, table, snapshot)
         row = await get_placement_view(session, table, placement_id)
         assert row is not None
+    return row
+
+
+def placement_consumer(table: Table) -> Callable[[AsyncSession, CloudEvent], Awaitable[None]]:
+    """The consumer handler of `obruten.placement` for a service keeping its copy in `table`."""
+
+    async def apply_placement_event(session: AsyncSession, event: CloudEvent) -> None:
+        """Consumer handler for `obruten.placement`: keep the newest version of each placement."""
+        data = event_data(event)
+        if isinstance(data, PlacementSnapshot):
+            await upsert_placement(session, table, data)
+
+    return apply_placement_event
+
+
+def is_protected(placement: RowMapping) -> bool:
+    # The placement service already sets protected_identity for protected housing; the form
+    # is checked too so that an older snapshot without that rule cannot leak a school.
+    return bool(placement["protected_identity"]) or placement["form"] == PlacementForm.skyddat_boende.value
+
+
+class RowCheck(Protocol):
+    """What the request's access decision offers (shared.web.policy.Access.check)."""
+
+    def check(self, district: str | None, what: str | Problem, *, protected: bool = False) -> None: ...
+
+
+async def placement_for_write(
+    session: AsyncSession, table: Table, client: PlacementClient, placement_id: uuid.UUID, access: RowCheck
+) -> RowMapping:
+    """The placement, locked: writes about one placement queue behind each other, so a
+    service's checks see what the previous writer committed. 404 as for an unknown placement
+    unless it is among the caller's rows (a protected child's only for the protected scope)."""
+    await require_placement(session, table, client, placement_id, field="body.placement_id")
+    stmt = select(table).where(table.c.placement_id == placement_id).with_for_update()
+    row = (await session.execute(stmt)).mappings().one()
+    access.check(row["district"], placement_not_found("body.placement_id"), protected=is_protected(row))
     return row

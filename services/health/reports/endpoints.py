@@ -1,29 +1,15 @@
-"""HTTP routes of the health report. Thin: the query lives in reports.py, the period,
-suppression and format rules in shared/web/reports.py."""
+"""HTTP routes of the health report. Thin: the query lives in tables.py, the period,
+suppression and format rules in shared/web/reports.py and report_routes.py."""
 
 from __future__ import annotations
 
-from enum import Enum
-
-from fastapi.responses import Response
-
 from services.health.reports import tables as reports
-from shared.kernel.clock import ClockDep
-from shared.kernel.db import SessionDep
-from shared.web.app import SettingsDep, v1_router
-from shared.web.reports import (
-    FORMAT_DOC,
-    SUPPRESSION_DOC,
-    DistrictDep,
-    FormatDep,
-    PeriodDep,
-    report_responses,
-    respond,
-)
+from shared.web.app import v1_router
+from shared.web.report_routes import add_period_report
+from shared.web.reports import FORMAT_DOC, SUPPRESSION_DOC
 
 router = v1_router()
 
-TAGS: list[str | Enum] = ["reports"]
 
 EXAMINATIONS_CSV = (
     f"district,{','.join(reports.FIGURES)}\r\n"
@@ -34,11 +20,13 @@ EXAMINATIONS_CSV = (
 )
 
 
-@router.get(
+add_period_report(
+    router,
     "/reports/examinations",
+    reports.examinations,
+    name="examinations_report",
     response_model=reports.ExaminationsReport,
-    responses=report_responses(EXAMINATIONS_CSV),
-    tags=TAGS,
+    csv_example=EXAMINATIONS_CSV,
     summary="Health and dental examinations within the deadlines, by district",
     description=(
         "Placements that began in `[from, to]` (and by the day of extraction, `as_of`), by district. An "
@@ -54,13 +42,3 @@ EXAMINATIONS_CSV = (
         f"{SUPPRESSION_DOC}\n\n{FORMAT_DOC}"
     ),
 )
-async def examinations_report(
-    session: SessionDep,
-    settings: SettingsDep,
-    clock: ClockDep,
-    period: PeriodDep,
-    district: DistrictDep,
-    fmt: FormatDep,
-) -> Response:
-    report = await reports.examinations(session, period, settings=settings, clock=clock, district=district)
-    return respond(report, fmt)

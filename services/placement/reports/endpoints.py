@@ -1,10 +1,9 @@
-"""HTTP routes of the placement reports. Thin: the queries live in reports.py, the period,
-suppression and format rules in shared/web/reports.py."""
+"""HTTP routes of the placement reports. Thin: the queries live in tables.py, the period,
+suppression and format rules in shared/web/reports.py and report_routes.py."""
 
 from __future__ import annotations
 
 from datetime import date
-from enum import Enum
 from typing import Annotated
 
 from fastapi import Query
@@ -14,19 +13,11 @@ from services.placement.reports import tables as reports
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.web.app import SettingsDep, v1_router
-from shared.web.reports import (
-    FORMAT_DOC,
-    SUPPRESSION_DOC,
-    DistrictDep,
-    FormatDep,
-    PeriodDep,
-    report_responses,
-    respond,
-)
+from shared.web.report_routes import TAGS, FormatDep, add_period_report, report_responses, respond
+from shared.web.reports import FORMAT_DOC, SUPPRESSION_DOC, DistrictDep
 
 router = v1_router()
 
-TAGS: list[str | Enum] = ["reports"]
 
 PLACEMENTS_CSV = (
     "district,sis,hvb,jourhem,familjehem,skyddat_boende,stodboende,total\r\n"
@@ -43,11 +34,13 @@ ENDINGS_CSV = (
 LONG_TEMPORARY_CSV = "district,long_temporary\r\nFarsta,6\r\nBromma,*\r\n…\r\ntotal,48\r\n"
 
 
-@router.get(
+add_period_report(
+    router,
     "/reports/placements",
+    reports.placed_children,
+    name="placements_report",
     response_model=reports.PlacedChildrenReport,
-    responses=report_responses(PLACEMENTS_CSV),
-    tags=TAGS,
+    csv_example=PLACEMENTS_CSV,
     summary="Children placed during a period, by district and form",
     description=(
         "Children placed at some time during the period (a placement covers "
@@ -58,23 +51,15 @@ LONG_TEMPORARY_CSV = "district,long_temporary\r\nFarsta,6\r\nBromma,*\r\n…\r\n
         f"{SUPPRESSION_DOC}\n\n{FORMAT_DOC}"
     ),
 )
-async def placements_report(
-    session: SessionDep,
-    settings: SettingsDep,
-    clock: ClockDep,
-    period: PeriodDep,
-    district: DistrictDep,
-    fmt: FormatDep,
-) -> Response:
-    report = await reports.placed_children(session, period, settings=settings, clock=clock, district=district)
-    return respond(report, fmt)
 
 
-@router.get(
+add_period_report(
+    router,
     "/reports/placement-endings",
+    reports.endings,
+    name="endings_report",
     response_model=reports.EndingsReport,
-    responses=report_responses(ENDINGS_CSV),
-    tags=TAGS,
+    csv_example=ENDINGS_CSV,
     summary="Placements that ended during a period, by district and end reason",
     description=(
         "Placements whose end date (the day the child left) lies in `[from, to]`, by district and "
@@ -83,16 +68,6 @@ async def placements_report(
         f"{SUPPRESSION_DOC}\n\n{FORMAT_DOC}"
     ),
 )
-async def endings_report(
-    session: SessionDep,
-    settings: SettingsDep,
-    clock: ClockDep,
-    period: PeriodDep,
-    district: DistrictDep,
-    fmt: FormatDep,
-) -> Response:
-    report = await reports.endings(session, period, settings=settings, clock=clock, district=district)
-    return respond(report, fmt)
 
 
 @router.get(

@@ -1,9 +1,8 @@
-"""HTTP routes of the school reports. Thin: the queries live in reports.py, the period,
-suppression and format rules in shared/web/reports.py."""
+"""HTTP routes of the school reports. Thin: the queries live in tables.py, the period,
+suppression and format rules in shared/web/reports.py and report_routes.py."""
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated
 
 from fastapi import Query
@@ -14,23 +13,14 @@ from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.web.app import SettingsDep, v1_router
 from shared.web.policy import AccessDep
-from shared.web.reports import (
-    FORMAT_DOC,
-    SUPPRESSION_DOC,
-    DistrictDep,
-    FormatDep,
-    PeriodDep,
-    district_query,
-    report_responses,
-    respond,
-)
+from shared.web.report_routes import TAGS, FormatDep, add_period_report, report_responses, respond
+from shared.web.reports import FORMAT_DOC, SUPPRESSION_DOC, PeriodDep, district_query
 
 router = v1_router()
 
 # Who reads what: shared/web/policy.py. The aggregates are `report` (every reporting role, any
 # district); the row-level list is `report_rows`: the caller's own district only, and not
 # central_analyst.
-TAGS: list[str | Enum] = ["reports"]
 
 _HEADER = ",".join(reports.FIGURES)
 SCHOOL_STARTS_CSV = (
@@ -71,31 +61,25 @@ _COLUMNS_DOC = (
 )
 
 
-@router.get(
+add_period_report(
+    router,
     "/reports/school-starts",
+    reports.school_starts,
+    name="school_starts_report",
     response_model=reports.SchoolStartsReport,
-    responses=report_responses(SCHOOL_STARTS_CSV),
-    tags=TAGS,
+    csv_example=SCHOOL_STARTS_CSV,
     summary="Days from placement to school start, by district (the monthly school-start statistic)",
     description=f"{_COLUMNS_DOC}\n\n{SUPPRESSION_DOC}\n\n{FORMAT_DOC}",
 )
-async def school_starts_report(
-    session: SessionDep,
-    settings: SettingsDep,
-    clock: ClockDep,
-    period: PeriodDep,
-    district: DistrictDep,
-    fmt: FormatDep,
-) -> Response:
-    report = await reports.school_starts(session, period, settings=settings, clock=clock, district=district)
-    return respond(report, fmt)
 
 
-@router.get(
+add_period_report(
+    router,
     "/reports/school-starts/by-form",
+    reports.school_starts_by_form,
+    name="school_starts_by_form_report",
     response_model=reports.SchoolStartsByFormReport,
-    responses=report_responses(BY_FORM_CSV),
-    tags=TAGS,
+    csv_example=BY_FORM_CSV,
     summary="The school-start statistic by placement form",
     description=(
         "The placements `/v1/reports/school-starts` totals (its shown districts; with `district`, that "
@@ -106,16 +90,6 @@ async def school_starts_report(
         f"{_COLUMNS_DOC}\n\n{SUPPRESSION_DOC}\n\n{FORMAT_DOC}"
     ),
 )
-async def school_starts_by_form_report(
-    session: SessionDep,
-    settings: SettingsDep,
-    clock: ClockDep,
-    period: PeriodDep,
-    district: DistrictDep,
-    fmt: FormatDep,
-) -> Response:
-    report = await reports.school_starts_by_form(session, period, settings=settings, clock=clock, district=district)
-    return respond(report, fmt)
 
 
 @router.get(
