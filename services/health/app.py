@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.health.endpoints import router
 from services.health.models import audit, inbox, outbox, placement_view
+from services.health.policy import ROUTES
 from services.health.reports.endpoints import router as reports_router
 from shared.bus.placement_copy import placement_consumer
 from shared.contracts.topics import TOPIC_PLACEMENT
@@ -23,6 +24,7 @@ SPEC = ServiceSpec(
     ),
     routers=[router, reports_router],
     audit=audit,
+    routes=ROUTES,
     outbox=outbox,
     inbox=inbox,
     consumers=[ConsumerSpec(group_id="health", topics=[TOPIC_PLACEMENT], handler=placement_consumer(placement_view))],

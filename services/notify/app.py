@@ -14,6 +14,7 @@ from services.notify.alerts.endpoints import router as alerts_router
 from services.notify.context import Context
 from services.notify.evaluation import evaluate_due
 from services.notify.models import audit, inbox, outbox
+from services.notify.policy import ROUTES
 from services.notify.projection import make_after_batch, project
 from services.notify.rules.config import NotifySettings, notify_settings
 from services.notify.webhooks.delivery import run_sender
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         ),
         routers=[alerts_router, webhooks_router],
         audit=audit,
+        routes=ROUTES,
         outbox=outbox,
         inbox=inbox,
         consumers=[

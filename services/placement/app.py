@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.placement.endpoints import router
 from services.placement.models import audit, outbox
+from services.placement.policy import ROUTES
 from services.placement.reports.endpoints import router as reports_router
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings, get_settings
@@ -17,6 +18,7 @@ SPEC = ServiceSpec(
     description="Children placed outside the home and their placements. Emits events on `obruten.placement`.",
     routers=[router, reports_router],
     audit=audit,
+    routes=ROUTES,
     outbox=outbox,
 )
 

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.school.endpoints import router
 from services.school.models import audit, inbox, outbox, placement_view
+from services.school.policy import ROUTES
 from services.school.reports.endpoints import router as reports_router
 from shared.bus.placement_copy import placement_consumer
 from shared.contracts.topics import TOPIC_PLACEMENT
@@ -20,6 +21,7 @@ SPEC = ServiceSpec(
     description="School plans, school starts and school ends of placed children. Emits events on `obruten.school`.",
     routers=[router, reports_router],
     audit=audit,
+    routes=ROUTES,
     outbox=outbox,
     inbox=inbox,
     consumers=[ConsumerSpec(group_id="school", topics=[TOPIC_PLACEMENT], handler=placement_consumer(placement_view))],

@@ -28,9 +28,6 @@ STOCKHOLM_DISTRICTS = [
     "Skärholmen",
 ]
 
-SERVICE_NAMES = ("placement", "school", "health", "notify")
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OBRUTEN_", extra="ignore")
 

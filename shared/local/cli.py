@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import sys
 from pathlib import Path
 
-from shared.kernel.settings import SERVICE_NAMES, Settings
+from shared.kernel.settings import Settings
 from shared.web.auth import Role, mint_token
+from shared.web.registry import service, services
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,10 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the whole suite (embedded PostgreSQL and broker unless configured)")
     serve = sub.add_parser("serve", help="run one service (what run starts for each, and what containers run)")
-    serve.add_argument("service", choices=SERVICE_NAMES)
+    serve.add_argument("service", choices=list(services()))
     serve.add_argument("--skip-migrations", action="store_true", help="the database is already migrated")
     migrate = sub.add_parser("migrate", help="create a service's database if missing and apply its migrations")
-    migrate.add_argument("service", choices=SERVICE_NAMES)
+    migrate.add_argument("service", choices=list(services()))
     token = sub.add_parser("token", help="print a development token signed with the local key")
     token.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
     token.add_argument("--district")
@@ -70,21 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _serve(settings: Settings, service: str, *, migrate: bool) -> int:
+def _serve(settings: Settings, name: str, *, migrate: bool) -> int:
     import uvicorn
 
     from shared.kernel.logging import configure_logging
 
-    configure_logging(settings.log_level, service)
+    configure_logging(settings.log_level, name)
     if migrate:
         from shared.local.migrate import prepare_database
 
-        asyncio.run(prepare_database(service, settings.service_database_url(service)))
-    app = importlib.import_module(f"services.{service}.app").create_app(settings)
+        asyncio.run(prepare_database(name, settings.service_database_url(name)))
+    app = service(name).create_app(settings)
     uvicorn.run(
         app,
         host=settings.host,
-        port=settings.service_port(service),
+        port=settings.service_port(name),
         log_config=None,
         proxy_headers=True,
         server_header=False,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from importlib import import_module
-from pathlib import Path
 
 import asyncpg
 from alembic import command, context
@@ -12,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.web.registry import service
 
 # One lock id for every service's migrations: replicas starting together migrate once.
 _MIGRATION_LOCK = 0x0B5_0001
@@ -47,23 +47,25 @@ async def ensure_database(url: str) -> None:
         await conn.close()
 
 
-def alembic_config(service: str, url: str) -> Config:
-    package = import_module(f"services.{service}")
+def alembic_config(name: str, url: str) -> Config:
+    migrations = service(name).migrations
+    if migrations is None:
+        raise ValueError(f"service {name} has no database")
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(str(package.__file__)).parent / "migrations"))
+    cfg.set_main_option("script_location", str(migrations))
     cfg.attributes["url"] = url
     return cfg
 
 
-def upgrade(service: str, url: str, revision: str = "head") -> None:
+def upgrade(name: str, url: str, revision: str = "head") -> None:
     """Apply a service's migrations. Runs its own event loop: call it from a thread
     (asyncio.to_thread) when a loop is already running."""
-    command.upgrade(alembic_config(service, url), revision)
+    command.upgrade(alembic_config(name, url), revision)
 
 
-async def prepare_database(service: str, url: str) -> None:
+async def prepare_database(name: str, url: str) -> None:
     await ensure_database(url)
-    await asyncio.to_thread(upgrade, service, url)
+    await asyncio.to_thread(upgrade, name, url)
 
 
 def run_migrations(target_metadata: MetaData) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import subprocess
@@ -13,20 +12,16 @@ from pathlib import Path
 
 from shared.bus.kafka import ensure_topics
 from shared.contracts.topics import TOPICS
-from shared.kernel.settings import SERVICE_NAMES, Settings
+from shared.kernel.settings import Settings
 from shared.local.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
 from shared.local.migrate import prepare_database
 from shared.web.auth import generate_keypair, mint_token
+from shared.web.registry import services
 
 
 def available_services() -> list[str]:
-    """The services this checkout has (each a package with an app module)."""
-    return [
-        s
-        for s in SERVICE_NAMES
-        if importlib.util.find_spec(f"services.{s}") is not None
-        and importlib.util.find_spec(f"services.{s}.app") is not None
-    ]
+    """The services this checkout has, in start order (shared/web/registry.py)."""
+    return list(services())
 
 
 def say(message: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -25,7 +25,7 @@ from shared.web.audit import AuditMiddleware, audit_router, record_in_transactio
 from shared.web.auth import Authenticator
 from shared.web.hardening import install_hardening
 from shared.web.metrics import Metrics
-from shared.web.policy import authorize
+from shared.web.policy import RouteRule, authorize
 
 log = logging.getLogger("obruten.app")
 # How long shutdown waits for the relay, the consumers and background loops to stop.
@@ -83,6 +83,8 @@ class ServiceSpec:
     # once the database is set up and before consumers start, and after they stop.
     on_startup: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
     on_shutdown: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
+    # Which resource and action each of its routes is about (services/<service>/policy.py).
+    routes: Mapping[tuple[str, str], RouteRule] = field(default_factory=dict)
 
 
 def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | None = None) -> FastAPI:
@@ -155,6 +157,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
     app.state.clock = clock or SystemClock()
     app.state.authenticator = Authenticator(settings)
     app.state.service = spec.name
+    app.state.routes = dict(spec.routes)
     app.state.outbox = spec.outbox
     app.state.after_commit = None
     app.state.audit_table = spec.audit

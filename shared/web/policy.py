@@ -2,8 +2,9 @@
 
 Read it top to bottom: which role may do what to which kind of resource (GRANTS), which rows a
 role sees (SCOPES), who sees the fields that can reveal where a protected child is
-(PROTECTED_FIELDS), and which resource each route is about (ROUTES). `authorize` applies it: it
-is the dependency of every /v1 router (`shared.web.app.v1_router`), after `authenticate`.
+(PROTECTED_FIELDS). Which resource each route is about is each service's policy.py (ROUTES),
+plus COMMON_ROUTES here. `authorize` applies it: it is the dependency of every /v1 router
+(`shared.web.app.v1_router`), after `authenticate`.
 
 Answers
     401  no or an invalid token (shared/web/auth.py).
@@ -41,7 +42,7 @@ otherwise); central_analyst has no grant for it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
@@ -165,64 +166,36 @@ class RouteRule:
     id_param: str | None = None
 
 
-def _r(resource: Resource, action: Action, id_param: str | None = None) -> RouteRule:
+def rule(resource: Resource, action: Action, id_param: str | None = None) -> RouteRule:
     return RouteRule(resource, action, id_param)
 
 
-# (method, route template) -> what the route does. A /v1 route missing here is refused for
-# everyone (and logged): a new route is closed until it is given a line here.
-ROUTES: dict[tuple[str, str], RouteRule] = {
-    # placement
-    ("POST", "/v1/children"): _r(Resource.child, Action.write),
-    ("POST", "/v1/children/lookup"): _r(Resource.child, Action.read),
-    ("GET", "/v1/children/{child_id}"): _r(Resource.child, Action.read, "child_id"),
-    ("PATCH", "/v1/children/{child_id}"): _r(Resource.child, Action.write, "child_id"),
-    ("POST", "/v1/placements"): _r(Resource.placement, Action.write),
-    ("GET", "/v1/placements"): _r(Resource.placement, Action.read),
-    ("GET", "/v1/placements/{placement_id}"): _r(Resource.placement, Action.read, "placement_id"),
-    ("PATCH", "/v1/placements/{placement_id}"): _r(Resource.placement, Action.write, "placement_id"),
-    ("POST", "/v1/placements/{placement_id}/end"): _r(Resource.placement, Action.write, "placement_id"),
-    ("POST", "/v1/placements/{placement_id}/move"): _r(Resource.placement, Action.write, "placement_id"),
-    ("GET", "/v1/placements/{placement_id}/snapshot"): _r(Resource.placement_snapshot, Action.read, "placement_id"),
-    # school
-    ("POST", "/v1/school-plans"): _r(Resource.school_plan, Action.write),
-    ("GET", "/v1/school-plans/{plan_id}"): _r(Resource.school_plan, Action.read, "plan_id"),
-    ("POST", "/v1/school-starts"): _r(Resource.school_start, Action.write),
-    ("GET", "/v1/school-starts"): _r(Resource.school_start, Action.read),
-    ("GET", "/v1/school-starts/{start_id}"): _r(Resource.school_start, Action.read, "start_id"),
-    ("POST", "/v1/school-ends"): _r(Resource.school_end, Action.write),
-    ("GET", "/v1/school-ends/{end_id}"): _r(Resource.school_end, Action.read, "end_id"),
-    ("GET", "/v1/placements/{placement_id}/schooling"): _r(Resource.schooling, Action.read, "placement_id"),
-    # health
-    ("POST", "/v1/examinations"): _r(Resource.examination, Action.write),
-    ("GET", "/v1/examinations"): _r(Resource.examination, Action.read),
-    ("GET", "/v1/examinations/{examination_id}"): _r(Resource.examination, Action.read, "examination_id"),
-    ("POST", "/v1/examinations/{examination_id}/outcome"): _r(Resource.examination, Action.write, "examination_id"),
-    ("POST", "/v1/examinations/{examination_id}/rebook"): _r(Resource.examination, Action.write, "examination_id"),
-    # notify
-    ("GET", "/v1/alerts"): _r(Resource.alert, Action.read),
-    ("GET", "/v1/alerts/{alert_id}"): _r(Resource.alert, Action.read, "alert_id"),
-    ("POST", "/v1/alerts/{alert_id}/acknowledge"): _r(Resource.alert, Action.write, "alert_id"),
-    ("POST", "/v1/webhooks"): _r(Resource.webhook, Action.write),
-    ("GET", "/v1/webhooks"): _r(Resource.webhook, Action.read),
-    ("GET", "/v1/webhooks/{webhook_id}"): _r(Resource.webhook, Action.read, "webhook_id"),
-    ("DELETE", "/v1/webhooks/{webhook_id}"): _r(Resource.webhook, Action.write, "webhook_id"),
-    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): _r(Resource.webhook, Action.read, "webhook_id"),
-    ("GET", "/v1/reports/school-starts/rows"): _r(Resource.report_rows, Action.read),
-    # every service
-    ("GET", "/v1/audit"): _r(Resource.audit, Action.read),
+# (method, route template) -> what the route does. Each service lists its own routes in its
+# policy.py (services/<service>/policy.py) and hands them to the skeleton (ServiceSpec.routes);
+# these are the routes the skeleton adds to every service. A /v1 route missing from both is
+# refused for everyone (and logged): a new route is closed until it is given a line.
+COMMON_ROUTES: dict[tuple[str, str], RouteRule] = {
+    ("GET", "/v1/audit"): rule(Resource.audit, Action.read),
 }
 # Route templates under these prefixes, whatever service adds them.
 ROUTE_PREFIXES: dict[tuple[str, str], RouteRule] = {
-    ("GET", "/v1/reports/"): _r(Resource.report, Action.read),
+    ("GET", "/v1/reports/"): rule(Resource.report, Action.read),
 }
 
 
-def rule_for(method: str, template: str) -> RouteRule | None:
+def rule_for(
+    method: str, template: str, routes: Mapping[tuple[str, str], RouteRule] | None = None
+) -> RouteRule | None:
+    """The rule of a route among `routes` (a service's own and the common ones); without them,
+    among those of every registered service."""
     method = "GET" if method == "HEAD" else method
-    rule = ROUTES.get((method, template))
-    if rule is not None:
-        return rule
+    if routes is None:
+        from shared.web.registry import all_routes
+
+        routes = all_routes()
+    found = routes.get((method, template)) or COMMON_ROUTES.get((method, template))
+    if found is not None:
+        return found
     for (m, prefix), prefixed in ROUTE_PREFIXES.items():
         if m == method and template.startswith(prefix):
             return prefixed
@@ -351,7 +324,7 @@ async def authorize(request: Request, principal: Annotated[Principal, Depends(au
     """The policy check every /v1 route runs after authentication."""
     route = request.scope.get("route")
     template = getattr(route, "path_format", None) or request.url.path
-    rule = rule_for(request.method, template)
+    rule = rule_for(request.method, template, request.app.state.routes)
     access = Access(principal=principal, rule=rule)
     request.state.access = access
     if rule is None:

@@ -1,0 +1,73 @@
+"""The services of the suite, as the runner, the CLI, the migrations and the tests see them.
+
+Each service package has a `spec.py` whose `SERVICE` (a ServiceDefinition) says everything the
+tooling needs: its name, its app factory, its migrations, its settings class, its routes' access
+rules and the event types it emits. The list of services is in ONE place, pyproject.toml's
+entry-point group `obruten.services`; nothing in shared/ names a service. Adding one is one line
+there (`web = "services.web.spec:SERVICE"`) and `make install`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Protocol
+
+from fastapi import FastAPI
+
+from shared.contracts.envelope import EventType
+from shared.kernel.clock import Clock
+from shared.kernel.settings import Settings
+from shared.web.policy import RouteRule
+
+GROUP = "obruten.services"
+
+
+class AppFactory(Protocol):
+    def __call__(self, settings: Settings | None = None, clock: Clock | None = None) -> FastAPI: ...
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    create_app: AppFactory
+    # The service's Alembic directory; None for a service without a database.
+    migrations: Path | None
+    settings: type[Settings] = Settings
+    routes: Mapping[tuple[str, str], RouteRule] = field(default_factory=dict)
+    # The event types it produces (declared in shared/contracts/).
+    emits: Sequence[EventType] = ()
+    # Where the service starts in `obruten run`: lower first.
+    order: int = 100
+
+
+@cache
+def services() -> dict[str, ServiceDefinition]:
+    """Every registered service by name, in start order."""
+    found: list[ServiceDefinition] = []
+    for ep in entry_points(group=GROUP):
+        definition = ep.load()
+        if not isinstance(definition, ServiceDefinition):
+            raise TypeError(f"entry point {ep.name} ({ep.value}) is not a ServiceDefinition")
+        if definition.name != ep.name:
+            raise ValueError(f"entry point {ep.name} names service {definition.name}")
+        found.append(definition)
+    return {d.name: d for d in sorted(found, key=lambda d: (d.order, d.name))}
+
+
+def service(name: str) -> ServiceDefinition:
+    try:
+        return services()[name]
+    except KeyError:
+        raise KeyError(f"no service {name!r} is registered (pyproject.toml, entry points {GROUP})") from None
+
+
+def all_routes() -> dict[tuple[str, str], RouteRule]:
+    """The access rules of every registered service's routes."""
+    merged: dict[tuple[str, str], RouteRule] = {}
+    for definition in services().values():
+        merged.update(definition.routes)
+    return merged
