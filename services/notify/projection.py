@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from sqlalchemy import func
@@ -87,25 +88,11 @@ async def apply_event(session: AsyncSession, event: CloudEvent) -> uuid.UUID | N
         placement_id = snapshot.placement_id
     elif t == SCHOOL_STARTED.type:
         started: SchoolStarted = event_data(event)
-        stmt = pg_insert(SchoolAttendance).values(
-            school_start_id=started.school_start_id, placement_id=started.placement_id, start_date=started.start_date
-        )
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[SchoolAttendance.school_start_id], set_={"start_date": stmt.excluded.start_date}
-            )
-        )
+        await _store_attendance(session, started.school_start_id, started.placement_id, start_date=started.start_date)
         placement_id = started.placement_id
     elif t == SCHOOL_ENDED.type:
         ended: SchoolEnded = event_data(event)
-        stmt = pg_insert(SchoolAttendance).values(
-            school_start_id=ended.school_start_id, placement_id=ended.placement_id, end_date=ended.end_date
-        )
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[SchoolAttendance.school_start_id], set_={"end_date": stmt.excluded.end_date}
-            )
-        )
+        await _store_attendance(session, ended.school_start_id, ended.placement_id, end_date=ended.end_date)
         placement_id = ended.placement_id
     elif t == SCHOOL_PLAN_REGISTERED.type:
         plan: SchoolPlanRegistered = event_data(event)
@@ -140,3 +127,15 @@ async def apply_event(session: AsyncSession, event: CloudEvent) -> uuid.UUID | N
     else:
         return None  # an event type notify has no rule for
     return placement_id
+
+
+async def _store_attendance(
+    session: AsyncSession, school_start_id: uuid.UUID, placement_id: uuid.UUID, **dates: date | None
+) -> None:
+    """A school start or end: the one attendance row of that start, its start or end date set."""
+    stmt = pg_insert(SchoolAttendance).values(school_start_id=school_start_id, placement_id=placement_id, **dates)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[SchoolAttendance.school_start_id], set_={k: stmt.excluded[k] for k in dates}
+        )
+    )

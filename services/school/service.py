@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -133,11 +134,11 @@ async def _open_start(session: AsyncSession, placement_id: uuid.UUID) -> SchoolS
     )
 
 
-async def create_start(
-    session: AsyncSession, body: schemas.SchoolStartCreate, *, client: PlacementClient, clock: Clock, access: Access
-) -> SchoolStart:
-    placement = await placement_for_write(session, placement_view, client, body.placement_id, access)
-    provision, code = _what_started(body)
+async def _check_start_date(
+    session: AsyncSession, body: schemas.SchoolStartCreate, placement: RowMapping, *, clock: Clock
+) -> None:
+    """Within the placement, not in the future, not while another start is open, not before
+    the previous schooling ended."""
     placement_start: date = placement["start_date"]
     placement_end: date | None = placement["end_date"]
     if body.start_date < placement_start:
@@ -162,6 +163,15 @@ async def create_start(
         raise invalid(
             "body.start_date", f"before the previous schooling ended ({last_end})", status=409, type="school-overlap"
         )
+
+
+async def create_start(
+    session: AsyncSession, body: schemas.SchoolStartCreate, *, client: PlacementClient, clock: Clock, access: Access
+) -> SchoolStart:
+    placement = await placement_for_write(session, placement_view, client, body.placement_id, access)
+    provision, code = _what_started(body)
+    await _check_start_date(session, body, placement, clock=clock)
+    placement_start: date = placement["start_date"]
     school_change = bool(placement["school_change"])
     start = SchoolStart(
         id=uuid.uuid4(),

@@ -150,80 +150,86 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+async def _handle_problem(request: Request, exc: Problem) -> JSONResponse:
+    return problem_response(exc.status, exc.type, exc.title, exc.detail, request.url.path, field=exc.field, **exc.extra)
+
+
+async def _handle_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = []
+    for err in exc.errors():
+        reason = str(err.get("msg", "invalid"))
+        # pydantic prefixes messages raised from validators with "Value error, ".
+        reason = reason.removeprefix("Value error, ")
+        errors.append({"field": _field_path(err.get("loc", ())), "reason": reason})
+    first = errors[0] if errors else {"field": None, "reason": "invalid request"}
+    return problem_response(
+        422,
+        "validation-error",
+        "Invalid request",
+        f"{first['field']}: {first['reason']}",
+        request.url.path,
+        field=first["field"],
+        errors=errors,
+    )
+
+
+async def _handle_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(
+        exc.status_code, "http-error"
+    )
+    resp = problem_response(exc.status_code, slug, str(exc.detail), None, request.url.path)
+    if exc.headers:
+        resp.headers.update(exc.headers)
+    return resp
+
+
+async def _handle_integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+    # Routes check what they can first; this is the race between two writers.
+    log.info("integrity conflict", extra={"path": request.url.path, "constraint": _constraint(exc)})
+    return problem_response(
+        409,
+        "conflict",
+        "Conflict",
+        "The request conflicts with the current state; retry after reading it.",
+        request.url.path,
+        constraint=_constraint(exc),
+    )
+
+
+async def _handle_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+    return problem_response(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "The database is unreachable; nothing was written. Retry later.",
+        request.url.path,
+    )
+
+
+async def _handle_dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+    if exc.connection_invalidated or _connection_lost(exc):
+        return await _handle_unavailable(request, exc)
+    log.exception("database error", extra={"path": request.url.path})
+    return problem_response(500, "internal", "Internal error", None, request.url.path)
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return problem_response(500, "internal", "Internal error", None, request.url.path)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(
-            exc.status, exc.type, exc.title, exc.detail, request.url.path, field=exc.field, **exc.extra
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = []
-        for err in exc.errors():
-            reason = str(err.get("msg", "invalid"))
-            # pydantic prefixes messages raised from validators with "Value error, ".
-            reason = reason.removeprefix("Value error, ")
-            errors.append({"field": _field_path(err.get("loc", ())), "reason": reason})
-        first = errors[0] if errors else {"field": None, "reason": "invalid request"}
-        return problem_response(
-            422,
-            "validation-error",
-            "Invalid request",
-            f"{first['field']}: {first['reason']}",
-            request.url.path,
-            field=first["field"],
-            errors=errors,
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(
-            exc.status_code, "http-error"
-        )
-        resp = problem_response(exc.status_code, slug, str(exc.detail), None, request.url.path)
-        if exc.headers:
-            resp.headers.update(exc.headers)
-        return resp
-
-    @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
-        # Routes check what they can first; this is the race between two writers.
-        log.info("integrity conflict", extra={"path": request.url.path, "constraint": _constraint(exc)})
-        return problem_response(
-            409,
-            "conflict",
-            "Conflict",
-            "The request conflicts with the current state; retry after reading it.",
-            request.url.path,
-            constraint=_constraint(exc),
-        )
-
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(InterfaceError)
-    @app.exception_handler(OSError)
-    @app.exception_handler(TimeoutError)
-    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
-        return problem_response(
-            503,
-            "unavailable",
-            "Service unavailable",
-            "The database is unreachable; nothing was written. Retry later.",
-            request.url.path,
-        )
-
-    @app.exception_handler(DBAPIError)
-    async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated or _connection_lost(exc):
-            return await _unavailable(request, exc)
-        log.exception("database error", extra={"path": request.url.path})
-        return problem_response(500, "internal", "Internal error", None, request.url.path)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem_response(500, "internal", "Internal error", None, request.url.path)
+    """Every error answers problem+json: ours, FastAPI's validation, Starlette's HTTP errors,
+    the database's conflicts and outages, and anything unexpected (a 500 that says nothing)."""
+    app.add_exception_handler(Problem, _handle_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _handle_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _handle_http)  # type: ignore[arg-type]
+    app.add_exception_handler(IntegrityError, _handle_integrity)  # type: ignore[arg-type]
+    for unavailable in (OperationalError, InterfaceError, OSError, TimeoutError):
+        app.add_exception_handler(unavailable, _handle_unavailable)
+    app.add_exception_handler(DBAPIError, _handle_dbapi)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _handle_unexpected)
 
 
 # SQLSTATE class 08 (connection exception) and the server going down or not yet up (57P01

@@ -11,7 +11,7 @@ import pkgutil
 from typing import Any
 
 import shared.contracts
-from shared.contracts.envelope import REGISTRY, CloudEvent
+from shared.contracts.envelope import REGISTRY, CloudEvent, EventType
 from shared.contracts.topics import TOPIC_DEADLETTER, TOPICS
 
 
@@ -24,6 +24,34 @@ def load_all_event_types() -> None:
 
 def _message_name(event_type: str) -> str:
     return event_type.removeprefix("obruten.").replace(".", "_")
+
+
+def _message(etype: EventType) -> dict[str, Any]:
+    return {
+        "name": etype.type,
+        "title": etype.type,
+        "summary": etype.description,
+        "contentType": "application/cloudevents+json",
+        "headers": {"type": "object", "properties": {"content-type": {"const": "application/cloudevents+json"}}},
+        "payload": {
+            "allOf": [
+                {"$ref": "#/components/schemas/CloudEvent"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "type": {"const": etype.type},
+                        "dataschema": {"const": etype.dataschema},
+                        "subject": {
+                            "type": "string",
+                            "description": "The child's pseudonymous id (the Kafka key).",
+                        },
+                        "data": {"$ref": f"#/components/schemas/{etype.data_model.__name__}"},
+                    },
+                },
+            ]
+        },
+        "bindings": {"kafka": {"key": {"type": "string", "description": "The child's id"}}},
+    }
 
 
 def build_document() -> dict[str, Any]:
@@ -46,31 +74,7 @@ def build_document() -> dict[str, Any]:
             schemas.setdefault(name, sub)
         schemas.setdefault(etype.data_model.__name__, data_schema)
         name = _message_name(etype.type)
-        messages[name] = {
-            "name": etype.type,
-            "title": etype.type,
-            "summary": etype.description,
-            "contentType": "application/cloudevents+json",
-            "headers": {"type": "object", "properties": {"content-type": {"const": "application/cloudevents+json"}}},
-            "payload": {
-                "allOf": [
-                    {"$ref": "#/components/schemas/CloudEvent"},
-                    {
-                        "type": "object",
-                        "properties": {
-                            "type": {"const": etype.type},
-                            "dataschema": {"const": etype.dataschema},
-                            "subject": {
-                                "type": "string",
-                                "description": "The child's pseudonymous id (the Kafka key).",
-                            },
-                            "data": {"$ref": f"#/components/schemas/{etype.data_model.__name__}"},
-                        },
-                    },
-                ]
-            },
-            "bindings": {"kafka": {"key": {"type": "string", "description": "The child's id"}}},
-        }
+        messages[name] = _message(etype)
         channels[etype.topic]["messages"][name] = {"$ref": f"#/components/messages/{name}"}
     for topic, channel in channels.items():
         op = topic.replace(".", "_")

@@ -87,7 +87,60 @@ class ServiceSpec:
     routes: Mapping[tuple[str, str], RouteRule] = field(default_factory=dict)
 
 
-def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | None = None) -> FastAPI:
+def _start_workers(
+    app: FastAPI, spec: ServiceSpec, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> tuple[list[asyncio.Task[Any]], list[Any]]:
+    """The relay, the consumers and the background loops, started; with what closes each."""
+    tasks: list[asyncio.Task[Any]] = []
+    closers: list[Any] = []
+    if spec.outbox is not None:
+        relay = OutboxRelay(spec.outbox, sessionmaker, settings, lock_name=spec.name)
+        app.state.relay = relay
+        app.state.after_commit = relay.wake.set
+        tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
+        closers.append(relay.close)
+    app.state.consumers = []
+    for cs in spec.consumers:
+        consumer = EventConsumer(
+            settings=settings,
+            group_id=cs.group_id,
+            topics=cs.topics,
+            sessionmaker=sessionmaker,
+            inbox=_require(spec.inbox, "a service with consumers needs an inbox table"),
+            handler=cs.handler,
+            after_batch=cs.after_batch,
+        )
+        app.state.consumers.append(consumer)
+        tasks.append(asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer-{cs.group_id}"))
+        closers.append(consumer.close)
+    for start in spec.background:
+        tasks.append(asyncio.create_task(start(app)))
+    return tasks, closers
+
+
+async def _stop_workers(tasks: list[asyncio.Task[Any]], closers: list[Any]) -> None:
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        # Bounded: a task stuck in a client library's cleanup must not hold up the
+        # shutdown (an orchestrator would kill the process with everything in it).
+        _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_SECONDS)
+        for task in pending:
+            awaiting = _awaiting(task)
+            log.warning(
+                "background task %s did not stop in time; suspended in %s",
+                task.get_name(),
+                " > ".join(awaiting),
+                extra={"task": task.get_name(), "awaiting": awaiting},
+            )
+    for close in closers:
+        with contextlib.suppress(Exception):
+            await close()
+
+
+def _lifespan(
+    spec: ServiceSpec, settings: Settings
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.service_database_url(spec.name), pool_size=settings.database_pool_size)
@@ -96,79 +149,21 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
         app.state.sessionmaker = sessionmaker
         for startup in spec.on_startup:
             await startup(app)
-        tasks: list[asyncio.Task[Any]] = []
-        closers: list[Any] = []
-        if spec.outbox is not None:
-            relay = OutboxRelay(spec.outbox, sessionmaker, settings, lock_name=spec.name)
-            app.state.relay = relay
-            app.state.after_commit = relay.wake.set
-            tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
-            closers.append(relay.close)
-        app.state.consumers = []
-        for cs in spec.consumers:
-            consumer = EventConsumer(
-                settings=settings,
-                group_id=cs.group_id,
-                topics=cs.topics,
-                sessionmaker=sessionmaker,
-                inbox=_require(spec.inbox, "a service with consumers needs an inbox table"),
-                handler=cs.handler,
-                after_batch=cs.after_batch,
-            )
-            app.state.consumers.append(consumer)
-            tasks.append(asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer-{cs.group_id}"))
-            closers.append(consumer.close)
-        for start in spec.background:
-            tasks.append(asyncio.create_task(start(app)))
+        tasks, closers = _start_workers(app, spec, settings, sessionmaker)
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                # Bounded: a task stuck in a client library's cleanup must not hold up the
-                # shutdown (an orchestrator would kill the process with everything in it).
-                _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_SECONDS)
-                for task in pending:
-                    awaiting = _awaiting(task)
-                    log.warning(
-                        "background task %s did not stop in time; suspended in %s",
-                        task.get_name(),
-                        " > ".join(awaiting),
-                        extra={"task": task.get_name(), "awaiting": awaiting},
-                    )
-            for close in closers:
-                with contextlib.suppress(Exception):
-                    await close()
+            await _stop_workers(tasks, closers)
             for shutdown in spec.on_shutdown:
                 with contextlib.suppress(Exception):
                     await shutdown(app)
             await engine.dispose()
 
-    app = FastAPI(
-        title=spec.title,
-        description=spec.description,
-        version="1.0.0",
-        lifespan=lifespan,
-        docs_url="/docs",
-        openapi_url="/openapi.json",
-    )
-    app.state.settings = settings
-    app.state.clock = clock or SystemClock()
-    app.state.authenticator = Authenticator(settings)
-    app.state.service = spec.name
-    app.state.routes = dict(spec.routes)
-    app.state.outbox = spec.outbox
-    app.state.after_commit = None
-    app.state.audit_table = spec.audit
-    app.state.before_commit = record_in_transaction
-    metrics = Metrics(spec.name)
-    app.state.metrics = metrics
-    install_error_handlers(app)
-    # Inside the hardening and metrics layers, so it sees the status the route produced.
-    app.add_middleware(AuditMiddleware, table=spec.audit)
-    metrics.install(app)
-    install_hardening(app, settings)
+    return lifespan
+
+
+def _add_operations(app: FastAPI, spec: ServiceSpec, settings: Settings, metrics: Metrics) -> None:
+    """/healthz, /readyz and /metrics: outside /v1, for the orchestrator and the scraper."""
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -197,6 +192,35 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
                 metrics.outbox_backlog.set(count)
                 metrics.outbox_oldest_age.set(age or 0)
         return metrics.render()
+
+
+def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | None = None) -> FastAPI:
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="1.0.0",
+        lifespan=_lifespan(spec, settings),
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    app.state.authenticator = Authenticator(settings)
+    app.state.service = spec.name
+    app.state.routes = dict(spec.routes)
+    app.state.outbox = spec.outbox
+    app.state.after_commit = None
+    app.state.audit_table = spec.audit
+    app.state.before_commit = record_in_transaction
+    metrics = Metrics(spec.name)
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    # Inside the hardening and metrics layers, so it sees the status the route produced.
+    app.add_middleware(AuditMiddleware, table=spec.audit)
+    metrics.install(app)
+    install_hardening(app, settings)
+
+    _add_operations(app, spec, settings, metrics)
 
     for router in (*spec.routers, audit_router(spec.audit)):
         app.include_router(router)

@@ -23,6 +23,7 @@ from services.notify.models import (
 )
 from services.notify.rules import assess as r
 from shared.contracts.alerts import TRANSITION_EVENTS, AlertChanged, AlertStatus
+from shared.contracts.envelope import EventType
 from shared.kernel.errors import Problem, not_found
 
 log = logging.getLogger("obruten.notify")
@@ -120,6 +121,11 @@ async def record_transition(
             event_id=event_id,
         )
     )
+    await _queue_webhooks(session, alert, etype, event_id)
+
+
+async def _queue_webhooks(session: AsyncSession, alert: Alert, etype: EventType, event_id: uuid.UUID) -> None:
+    """One delivery row per live subscription the alert matches, with the event's exact body."""
     hooks = [
         hook_id
         for hook_id, districts, rules in await _subscriptions(session)

@@ -26,21 +26,9 @@ async def apply_assessment(
     today: date,
 ) -> date | None:
     """Turn an assessment into alert transitions; returns the next day to look again."""
-    rules = ctx.rules
     if a.state in (r.State.inactive, r.State.met, r.State.pending):
         if alert is not None and alert.status in ACTIVE:
-            if a.state == r.State.met and a.calendar_days is not None and a.counted_days is not None:
-                calendar, counted = a.calendar_days, a.counted_days
-            else:
-                end = facts.placement.end_date
-                until = min(today, end) if end is not None else today
-                calendar, counted = days_until(ctx, alert.rule, alert.clock_start, until)
-            reason = a.reason or r.Reason.deadline_moved
-            alert.status = AlertStatus.resolved.value
-            alert.resolved_at = now
-            alert.resolution_reason = reason.value
-            alert.as_of, alert.calendar_days, alert.counted_days = today, calendar, counted
-            await record_transition(session, alert, "resolved", now=now, today=today, reason=reason.value)
+            await _resolve(session, ctx, a, facts, alert, now, today)
         return a.next_check
     assert a.clock_start is not None and a.deadline is not None
     assert a.calendar_days is not None and a.counted_days is not None
@@ -66,7 +54,39 @@ async def apply_assessment(
             await record_transition(session, alert, "prewarned", now=now, today=today)
         return a.next_check
 
-    # breach
+    return await _breach(session, ctx, a, p, alert, now, today)
+
+
+async def _resolve(
+    session: AsyncSession, ctx: Context, a: r.Assessment, facts: r.Facts, alert: Alert, now: datetime, today: date
+) -> None:
+    """The rule is met, or no longer applies: the active alert resolves, with its day counts."""
+    if a.state == r.State.met and a.calendar_days is not None and a.counted_days is not None:
+        calendar, counted = a.calendar_days, a.counted_days
+    else:
+        end = facts.placement.end_date
+        until = min(today, end) if end is not None else today
+        calendar, counted = days_until(ctx, alert.rule, alert.clock_start, until)
+    reason = a.reason or r.Reason.deadline_moved
+    alert.status = AlertStatus.resolved.value
+    alert.resolved_at = now
+    alert.resolution_reason = reason.value
+    alert.as_of, alert.calendar_days, alert.counted_days = today, calendar, counted
+    await record_transition(session, alert, "resolved", now=now, today=today, reason=reason.value)
+
+
+async def _breach(
+    session: AsyncSession,
+    ctx: Context,
+    a: r.Assessment,
+    p: r.Placement,
+    alert: Alert | None,
+    now: datetime,
+    today: date,
+) -> date | None:
+    """Past the deadline: open the alert, or escalate it a step per level crossed."""
+    assert a.deadline is not None and a.calendar_days is not None and a.counted_days is not None
+    rules = ctx.rules
     target = r.escalation_level(rules, a.deadline, today)
     target_name = rules.escalation[target].level
     if alert is None:

@@ -19,6 +19,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -87,6 +88,41 @@ def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
+async def _record_outcomes(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ns: NotifySettings,
+    claimed: list[_Claimed],
+    outcomes: Sequence[_Outcome],
+) -> None:
+    """One attempt row per POST; the delivery delivered, dead-lettered or due again later."""
+    async with sessionmaker() as session, session.begin():
+        for d, outcome in zip(claimed, outcomes, strict=True):
+            number = d.attempts + 1
+            session.add(
+                WebhookAttempt(
+                    delivery_id=d.id,
+                    number=number,
+                    at=func.now(),
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                )
+            )
+            values: dict[str, object] = {"attempts": number, "last_error": outcome.error}
+            if outcome.ok:
+                values.update(status="delivered", delivered_at=func.now())
+            elif number >= ns.webhook_max_attempts:
+                values.update(status="dead", dead_at=func.now())
+                log.warning("webhook delivery dead-lettered", extra={"delivery_id": str(d.id), "attempts": number})
+            else:
+                values.update(next_attempt_at=func.now() + timedelta(seconds=backoff_seconds(ns, number)))
+            await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == d.id, WebhookDelivery.status == "pending")
+                .values(**values)
+            )
+
+
 async def deliver_due(
     sessionmaker: async_sessionmaker[AsyncSession], ns: NotifySettings, http: httpx.AsyncClient
 ) -> int:
@@ -123,32 +159,7 @@ async def deliver_due(
         )
     claimed = [_Claimed(row.id, row.url, row.secret, row.body, row.event_type, row.attempts) for row in rows]
     outcomes = await asyncio.gather(*(_post(http, d) for d in claimed))
-    async with sessionmaker() as session, session.begin():
-        for d, outcome in zip(claimed, outcomes, strict=True):
-            number = d.attempts + 1
-            session.add(
-                WebhookAttempt(
-                    delivery_id=d.id,
-                    number=number,
-                    at=func.now(),
-                    status_code=outcome.status_code,
-                    error=outcome.error,
-                    duration_ms=outcome.duration_ms,
-                )
-            )
-            values: dict[str, object] = {"attempts": number, "last_error": outcome.error}
-            if outcome.ok:
-                values.update(status="delivered", delivered_at=func.now())
-            elif number >= ns.webhook_max_attempts:
-                values.update(status="dead", dead_at=func.now())
-                log.warning("webhook delivery dead-lettered", extra={"delivery_id": str(d.id), "attempts": number})
-            else:
-                values.update(next_attempt_at=func.now() + timedelta(seconds=backoff_seconds(ns, number)))
-            await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == d.id, WebhookDelivery.status == "pending")
-                .values(**values)
-            )
+    await _record_outcomes(sessionmaker, ns, claimed, outcomes)
     return len(claimed)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Query
 from fastapi.responses import Response
 
+from services.school.reports import rows
 from services.school.reports import tables as reports
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
@@ -94,7 +95,7 @@ add_period_report(
 
 @router.get(
     "/reports/school-starts/rows",
-    response_model=reports.SchoolStartListReport,
+    response_model=rows.SchoolStartListReport,
     responses=report_responses(LIST_CSV),
     tags=TAGS,
     summary="One row per placement: the district's own school-start follow-up (not for central_analyst)",
@@ -120,5 +121,5 @@ async def school_start_list(
 ) -> Response:
     district_query(settings, district)
     access.require_district(district)
-    report = await reports.school_start_list(session, period, district, settings=settings, clock=clock)
+    report = await rows.school_start_list(session, period, district, settings=settings, clock=clock)
     return respond(report, fmt)

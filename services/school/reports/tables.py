@@ -127,29 +127,11 @@ class SchoolStartsByFormRow(_Figures):
     form: str = Field(description=f"A placement form, `{OTHER_FORMS}` (merged small forms), or `total`.")
 
 
-class SchoolStartListRow(BaseModel):
-    district: str
-    form: str
-    placement_date: date
-    school_start_date: date | None = Field(description="The first school start; empty while none.")
-    days: int = Field(
-        description=(
-            "Days from the placement to its first school start; while waiting, days so far (to the day of "
-            "extraction); for one that ended without a start, days until it ended."
-        )
-    )
-    status: Status
-
-
 class SchoolStartsReport(Report[SchoolStartsRow]):
     as_of: date = Field(description="The day of extraction: waiting days are counted to it.")
 
 
 class SchoolStartsByFormReport(Report[SchoolStartsByFormRow]):
-    as_of: date = Field(description="The day of extraction: waiting days are counted to it.")
-
-
-class SchoolStartListReport(Report[SchoolStartListRow]):
     as_of: date = Field(description="The day of extraction: waiting days are counted to it.")
 
 
@@ -411,37 +393,6 @@ async def school_starts_by_form(
                 ),
                 columns=["form", *FIGURES],
                 rows=[SchoolStartsByFormRow.model_validate(r) for r in table],
-            )
-        ],
-    )
-
-
-async def school_start_list(
-    session: AsyncSession, period: Period, district: str, *, settings: Settings, clock: Clock
-) -> SchoolStartListReport:
-    extracted_at, today = clock.now(), clock.today()
-    b = placements_base(period, today, [district])
-    stmt = select(
-        b.c.district,
-        b.c.form,
-        b.c.placement_date,
-        b.c.first_start.label("school_start_date"),
-        func.coalesce(b.c.days, b.c.wait_days, b.c.end_date - b.c.placement_date).label("days"),
-        b.c.status,
-    ).order_by(b.c.placement_date, b.c.form, b.c.placement_id)
-    rows = [SchoolStartListRow.model_validate(dict(rec)) for rec in (await session.execute(stmt)).mappings()]
-    return SchoolStartListReport(
-        period=period,
-        as_of=today,
-        extracted_at=extracted_at,
-        threshold=settings.report_suppress_below,
-        suppression="none: a row-level list for the district's own follow-up, not for publication",
-        tables=[
-            ReportTable[SchoolStartListRow](
-                name="school_start_list",
-                description="One row per placement with a change of school that began in the period.",
-                columns=list(SchoolStartListRow.model_fields),
-                rows=rows,
             )
         ],
     )
