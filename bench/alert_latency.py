@@ -33,8 +33,8 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Stack, recorded, serve, verdict, write_section
-from services.notify.rules.config import RULE_NAMES
 from shared.bus.kafka import ensure_topics
+from shared.contracts.alerts import RULE_NAMES
 from shared.contracts.topics import TOPIC_ALERTS, TOPICS
 from shared.kernel.settings import STOCKHOLM_DISTRICTS
 from shared.local.embedded import free_port

@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.notify.context import Context
 from services.notify.evaluation import evaluate_due
-from services.notify.rules.config import RULE_NAMES, RulesConfig
+from services.notify.rules.config import RulesConfig
+from shared.contracts.alerts import RULE_NAMES
 from shared.kernel.clock import STOCKHOLM, FixedClock
 from shared.kernel.db import make_engine, make_sessionmaker
 from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings

@@ -12,7 +12,8 @@ import yaml
 
 from services.notify.app import create_app
 from services.notify.rules import assess as r
-from services.notify.rules.config import RulesConfig, RulesConfigError, notify_settings, parse_rules
+from services.notify.rules.config import RulesConfig, RulesConfigError, parse_rules
+from services.notify.settings import notify_settings
 from shared.kernel.settings import Settings
 
 DAY0 = date(2025, 9, 1)  # a Monday

@@ -16,7 +16,7 @@ from services.notify.evaluation import evaluate_due
 from services.notify.models import audit, inbox, outbox
 from services.notify.policy import ROUTES
 from services.notify.projection import make_after_batch, project
-from services.notify.rules.config import NotifySettings, notify_settings
+from services.notify.settings import NotifySettings, notify_settings
 from services.notify.webhooks.delivery import run_sender
 from services.notify.webhooks.endpoints import router as webhooks_router
 from shared.contracts.topics import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,7 +28,10 @@ STOCKHOLM_DISTRICTS = [
 ]
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OBRUTEN_", extra="ignore")
+    # A service's own settings class (services/<service>/settings.py) reads its OBRUTEN_<SERVICE>_…
+    # variables itself. Its fields may also be handed in here as extras (`notify_tick_batch_size=`,
+    # as the tests do), which the service's class picks up (see services/notify/settings.py).
+    model_config = SettingsConfigDict(env_prefix="OBRUTEN_", extra="allow")
 
     data_dir: Path = Path("var")
 
@@ -85,30 +87,6 @@ class Settings(BaseSettings):
     outbox_batch_size: int = 200
 
     log_level: str = "INFO"
-
-    # Notify (services/notify/rules/config.py documents the rules and their defaults).
-    # A rules file (YAML or JSON); inline rules (OBRUTEN_NOTIFY_RULES, JSON) win over it.
-    notify_rules_file: Path | None = None
-    notify_rules: dict[str, Any] | None = None
-    # How often the evaluation tick looks for due rows, and how many it takes per transaction.
-    notify_tick_interval_seconds: float = Field(default=30.0, gt=0)
-    notify_tick_batch_size: int = Field(default=500, ge=1)
-    notify_webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
-    notify_webhook_batch_size: int = Field(default=50, ge=1)
-    notify_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
-    # Attempts in all, including the first; after the last the delivery is dead-lettered.
-    notify_webhook_max_attempts: int = Field(default=8, ge=1)
-    # Exponential backoff with jitter: attempt n waits initial * 2**(n-1), capped, times a
-    # random factor in [0.5, 1] so that receivers coming back are not hit all at once.
-    notify_webhook_backoff_initial_seconds: float = Field(default=10.0, gt=0)
-    notify_webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
-    # Where webhooks may point, so that a subscription cannot turn notify into a way into the
-    # city's internal network. With an allow-list (production: the receivers' host names; a
-    # leading dot admits subdomains) only those hosts. Without one, any host except addresses on
-    # this machine or a private network (loopback, RFC 1918, link-local such as a cloud metadata
-    # service, unique local) and `localhost`, unless allow_private is set (development, tests).
-    notify_webhook_allowed_hosts: list[str] = Field(default_factory=list)
-    notify_webhook_allow_private: bool = False
 
     # Reports (shared/web/reports.py). A period may span at most this many days, both ends counted.
     report_max_period_days: int = Field(default=3660, ge=1)

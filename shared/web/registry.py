@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings
 
 from shared.contracts.envelope import EventType
 from shared.kernel.clock import Clock
@@ -36,7 +37,8 @@ class ServiceDefinition:
     create_app: AppFactory
     # The service's Alembic directory; None for a service without a database.
     migrations: Path | None
-    settings: type[Settings] = Settings
+    # Its own settings class (services/<service>/settings.py), else the shared one.
+    settings: type[BaseSettings] = Settings
     routes: Mapping[tuple[str, str], RouteRule] = field(default_factory=dict)
     # The event types it produces (declared in shared/contracts/).
     emits: Sequence[EventType] = ()

@@ -2,8 +2,8 @@
 
 Two layers:
 
-* `NotifySettings`: the `notify_*` fields of the shared settings (environment `OBRUTEN_NOTIFY_…`):
-  tick interval, webhook delivery, and where the rules come from.
+* `NotifySettings` (services/notify/settings.py, environment `OBRUTEN_NOTIFY_…`): tick interval,
+  webhook delivery, and where the rules come from.
 * `RulesConfig`: the deadlines. Loaded from OBRUTEN_NOTIFY_RULES_FILE (YAML or JSON) when it is
   set, else the defaults below. `rules.default.yaml` next to this file is the documented copy of
   those defaults, with their sources; a test keeps the two equal.
@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.contracts.alerts import RULE_NAMES
 from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.errors import invalid
-from shared.kernel.settings import Settings
 
 
 def check_rule_name(value: str, field: str) -> None:
@@ -257,36 +256,3 @@ def load_rules_file(path: Path) -> RulesConfig:
         except ValueError as exc:
             raise RulesConfigError(f"{origin}: not valid JSON ({exc})") from None
     return parse_rules(raw, origin)
-
-
-class NotifySettings(BaseModel):
-    """Notify's part of the shared settings (the `notify_*` fields of shared.kernel.settings.Settings,
-    read from OBRUTEN_NOTIFY_… like every other setting), without the prefix."""
-
-    rules_file: Path | None = None
-    rules: dict[str, Any] | None = None
-    tick_interval_seconds: float
-    tick_batch_size: int
-    webhook_poll_interval_seconds: float
-    webhook_batch_size: int
-    webhook_timeout_seconds: float
-    webhook_max_attempts: int
-    webhook_backoff_initial_seconds: float
-    webhook_backoff_max_seconds: float
-
-    def load_rules(self) -> RulesConfig:
-        if self.rules is not None:
-            return parse_rules(self.rules, "OBRUTEN_NOTIFY_RULES")
-        if self.rules_file is not None:
-            return load_rules_file(self.rules_file)
-        return parse_rules({}, "defaults")
-
-
-def notify_settings(settings: Settings) -> NotifySettings:
-    return NotifySettings(
-        **{
-            name.removeprefix("notify_"): getattr(settings, name)
-            for name in type(settings).model_fields
-            if name.startswith("notify_") and name != "notify_port"
-        }
-    )

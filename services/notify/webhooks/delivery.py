@@ -28,7 +28,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notify.models import Webhook, WebhookAttempt, WebhookDelivery
-from services.notify.rules.config import NotifySettings
+from services.notify.settings import NotifySettings
 
 log = logging.getLogger("obruten.notify.webhooks")
 

@@ -9,6 +9,7 @@ from fastapi import Query, Response
 from fastapi import status as http_status
 
 from services.notify.rules.config import check_rule_name
+from services.notify.settings import NotifySettingsDep
 from services.notify.webhooks import schemas, service
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
@@ -28,7 +29,11 @@ router = v1_router()
     tags=["webhooks"],
 )
 async def create_webhook(
-    body: schemas.WebhookCreate, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
+    body: schemas.WebhookCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    ns: NotifySettingsDep,
+    principal: PrincipalDep,
 ) -> schemas.WebhookOut:
     """Subscribe a URL to alert events. Each POST carries `X-Obruten-Signature: sha256=<hex>`, the
     HMAC-SHA256 of the raw body with the secret; failed deliveries are retried with exponential
@@ -37,7 +42,7 @@ async def create_webhook(
         check_district(settings.districts, d, f"body.districts.{i}")
     for i, rule in enumerate(body.rules or []):
         check_rule_name(rule, f"body.rules.{i}")
-    refusal = service.webhook_destination_refusal(body.url, settings)
+    refusal = service.webhook_destination_refusal(body.url, ns)
     if refusal is not None:
         raise invalid("body.url", refusal)
     hook = await service.create_webhook(

@@ -18,21 +18,21 @@ from services.notify.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from services.notify.settings import NotifySettings
 from shared.kernel.errors import not_found
-from shared.kernel.settings import Settings
 
 log = logging.getLogger("obruten.notify")
 
 
-def webhook_destination_refusal(url: str, settings: Settings) -> str | None:
-    """Why notify must not POST to this URL (settings.notify_webhook_*), or None."""
+def webhook_destination_refusal(url: str, ns: NotifySettings) -> str | None:
+    """Why notify must not POST to this URL (OBRUTEN_NOTIFY_WEBHOOK_*), or None."""
     host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    allowed = [h.lower() for h in settings.notify_webhook_allowed_hosts]
+    allowed = [h.lower() for h in ns.webhook_allowed_hosts]
     if allowed:
         if any(host == h or (h.startswith(".") and host.endswith(h)) for h in allowed):
             return None
         return "host not in the allowed webhook hosts (OBRUTEN_NOTIFY_WEBHOOK_ALLOWED_HOSTS)"
-    if settings.notify_webhook_allow_private:
+    if ns.webhook_allow_private:
         return None
     if host == "localhost" or host.endswith(".localhost"):
         return "must not point at this machine"
