@@ -13,16 +13,26 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from shared.contracts.envelope import EventData, event_type
 from shared.contracts.topics import TOPIC_ALERTS
 
+
 # The rules notify evaluates (services/notify/rules/); an alert names the one that raised it.
-RULE_NAMES = ("school_gap", "school_plan_missing", "health_exam_missing", "dental_exam_missing")
-RuleName = Literal["school_gap", "school_plan_missing", "health_exam_missing", "dental_exam_missing"]
+class RuleName(StrEnum):
+    school_gap = "school_gap"
+    school_plan_missing = "school_plan_missing"
+    health_exam_missing = "health_exam_missing"
+    dental_exam_missing = "dental_exam_missing"
+
+
+RULE_NAMES: tuple[str, ...] = tuple(r.value for r in RuleName)
+# As first published, the event schema gives the rule as an inline list of strings, not a
+# named enum: the documents (docs/asyncapi.json) do not change with the type in the code.
+_RULE_SCHEMA = WithJsonSchema({"enum": list(RULE_NAMES), "title": "Rule", "type": "string"})
 
 
 class AlertStatus(StrEnum):
@@ -32,9 +42,13 @@ class AlertStatus(StrEnum):
     resolved = "resolved"
 
 
+# An alert in one of these is live: a rule met again resolves it, a new episode restarts it.
+ACTIVE_STATUSES = frozenset({AlertStatus.warning, AlertStatus.open, AlertStatus.acknowledged})
+
+
 class AlertChanged(EventData):
     alert_id: uuid.UUID
-    rule: RuleName
+    rule: Annotated[RuleName, _RULE_SCHEMA]
     placement_id: uuid.UUID
     child_id: uuid.UUID
     district: str
@@ -65,10 +79,21 @@ ALERT_RESOLVED = event_type(
     "obruten.alert.resolved", TOPIC_ALERTS, AlertChanged, "The condition was met or no longer applies; with the reason."
 )
 
+
+class Transition(StrEnum):
+    """What happened to an alert: each is announced with its own event type."""
+
+    prewarned = "prewarned"
+    opened = "opened"
+    escalated = "escalated"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
 TRANSITION_EVENTS = {
-    "prewarned": ALERT_PREWARNED,
-    "opened": ALERT_OPENED,
-    "escalated": ALERT_ESCALATED,
-    "acknowledged": ALERT_ACKNOWLEDGED,
-    "resolved": ALERT_RESOLVED,
+    Transition.prewarned: ALERT_PREWARNED,
+    Transition.opened: ALERT_OPENED,
+    Transition.escalated: ALERT_ESCALATED,
+    Transition.acknowledged: ALERT_ACKNOWLEDGED,
+    Transition.resolved: ALERT_RESOLVED,
 }

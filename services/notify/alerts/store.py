@@ -22,14 +22,14 @@ from services.notify.models import (
     outbox,
 )
 from services.notify.rules import assess as r
-from shared.contracts.alerts import TRANSITION_EVENTS, AlertChanged, AlertStatus
+from shared.contracts.alerts import ACTIVE_STATUSES, TRANSITION_EVENTS, AlertChanged, AlertStatus, RuleName, Transition
 from shared.contracts.envelope import EventType
 from shared.kernel.errors import Problem, not_found
 
 log = logging.getLogger("obruten.notify")
 
 
-ACTIVE = ("warning", "open", "acknowledged")
+ACTIVE = ACTIVE_STATUSES
 
 
 def days_until(ctx: Context, rule: str, clock_start: date, until: date) -> tuple[int, int]:
@@ -63,8 +63,8 @@ async def insert_alert(
         "as_of": today,
         "calendar_days": a.calendar_days,
         "counted_days": a.counted_days,
-        "prewarned_at": now if status == "warning" else None,
-        "opened_at": now if status == "open" else None,
+        "prewarned_at": now if status == AlertStatus.warning else None,
+        "opened_at": now if status == AlertStatus.open else None,
     }
     stmt = pg_insert(Alert).values(**values).on_conflict_do_nothing(constraint="uq_alert_rule_placement")
     inserted = await session.scalar(stmt.returning(Alert))
@@ -76,7 +76,7 @@ async def insert_alert(
 async def record_transition(
     session: AsyncSession,
     alert: Alert,
-    transition: str,
+    transition: Transition,
     *,
     now: datetime,
     today: date,
@@ -88,7 +88,7 @@ async def record_transition(
     etype = TRANSITION_EVENTS[transition]
     data = AlertChanged(
         alert_id=alert.id,
-        rule=alert.rule,  # type: ignore[arg-type]
+        rule=RuleName(alert.rule),
         placement_id=alert.placement_id,
         child_id=alert.child_id,
         district=alert.district,
@@ -100,7 +100,7 @@ async def record_transition(
         calendar_days=alert.calendar_days,
         counted_days=alert.counted_days,
         reason=reason,
-        acknowledged_by=alert.acknowledged_by if transition == "acknowledged" else None,
+        acknowledged_by=alert.acknowledged_by if transition == Transition.acknowledged else None,
     )
     event_id = uuid.UUID(await outbox.add(session, etype, subject=str(alert.child_id), data=data, time=now))
     session.add(
@@ -204,16 +204,16 @@ async def acknowledge(
     session: AsyncSession, ctx: Context, alert_id: uuid.UUID, *, actor: str, note: str | None
 ) -> Alert:
     alert = await get_alert(session, alert_id, for_update=True)
-    if alert.status == "resolved":
+    if alert.status == AlertStatus.resolved:
         raise Problem(
             409,
             "alert-resolved",
             "Alert already resolved",
             f"The alert was resolved ({alert.resolution_reason}); there is nothing to acknowledge.",
         )
-    if alert.status == "acknowledged":
+    if alert.status == AlertStatus.acknowledged:
         raise Problem(409, "alert-acknowledged", "Alert already acknowledged", "Someone has acknowledged it already.")
-    if alert.status == "warning":
+    if alert.status == AlertStatus.warning:
         raise Problem(
             409,
             "alert-not-open",
@@ -225,5 +225,5 @@ async def acknowledge(
     alert.acknowledged_at, alert.acknowledged_by, alert.acknowledgement_note = now, actor, note
     alert.as_of = today
     alert.calendar_days, alert.counted_days = days_until(ctx, alert.rule, alert.clock_start, today)
-    await record_transition(session, alert, "acknowledged", now=now, today=today, actor=actor, note=note)
+    await record_transition(session, alert, Transition.acknowledged, now=now, today=today, actor=actor, note=note)
     return alert

@@ -13,7 +13,7 @@ from services.notify.models import (
     Alert,
 )
 from services.notify.rules import assess as r
-from shared.contracts.alerts import AlertStatus
+from shared.contracts.alerts import AlertStatus, Transition
 
 
 async def apply_assessment(
@@ -40,18 +40,20 @@ async def apply_assessment(
         alert.status = AlertStatus.resolved.value
         alert.resolved_at = now
         alert.resolution_reason = r.Reason.clock_restarted.value
-        await record_transition(session, alert, "resolved", now=now, today=today, reason=r.Reason.clock_restarted.value)
+        await record_transition(
+            session, alert, Transition.resolved, now=now, today=today, reason=r.Reason.clock_restarted.value
+        )
     if a.state == r.State.warning:
         if alert is None:
             alert = await insert_alert(
-                session, a, p, status="warning", level=None, level_name=None, now=now, today=today
+                session, a, p, status=AlertStatus.warning, level=None, level_name=None, now=now, today=today
             )
             if alert is not None:
-                await record_transition(session, alert, "prewarned", now=now, today=today)
-        elif alert.status == "resolved":
-            _restart(alert, a, today, status="warning", level=None, level_name=None)
+                await record_transition(session, alert, Transition.prewarned, now=now, today=today)
+        elif alert.status == AlertStatus.resolved:
+            _restart(alert, a, today, status=AlertStatus.warning, level=None, level_name=None)
             alert.prewarned_at = now
-            await record_transition(session, alert, "prewarned", now=now, today=today)
+            await record_transition(session, alert, Transition.prewarned, now=now, today=today)
         return a.next_check
 
     return await _breach(session, ctx, a, p, alert, now, today)
@@ -72,7 +74,7 @@ async def _resolve(
     alert.resolved_at = now
     alert.resolution_reason = reason.value
     alert.as_of, alert.calendar_days, alert.counted_days = today, calendar, counted
-    await record_transition(session, alert, "resolved", now=now, today=today, reason=reason.value)
+    await record_transition(session, alert, Transition.resolved, now=now, today=today, reason=reason.value)
 
 
 async def _breach(
@@ -91,23 +93,27 @@ async def _breach(
     target_name = rules.escalation[target].level
     if alert is None:
         alert = await insert_alert(
-            session, a, p, status="open", level=target, level_name=target_name, now=now, today=today
+            session, a, p, status=AlertStatus.open, level=target, level_name=target_name, now=now, today=today
         )
         if alert is not None:
-            await record_transition(session, alert, "opened", now=now, today=today)
-    elif alert.status in ("warning", "resolved"):
-        _restart(alert, a, today, status="open", level=target, level_name=target_name)
+            await record_transition(session, alert, Transition.opened, now=now, today=today)
+    elif alert.status in (AlertStatus.warning, AlertStatus.resolved):
+        _restart(alert, a, today, status=AlertStatus.open, level=target, level_name=target_name)
         alert.opened_at = now
-        await record_transition(session, alert, "opened", now=now, today=today)
-    elif alert.level is not None and target > alert.level and (alert.status == "open" or rules.escalate_acknowledged):
+        await record_transition(session, alert, Transition.opened, now=now, today=today)
+    elif (
+        alert.level is not None
+        and target > alert.level
+        and (alert.status == AlertStatus.open or rules.escalate_acknowledged)
+    ):
         # One event per step crossed, so every audience on the ladder hears of it in turn.
         for level in range(alert.level + 1, target + 1):
             alert.level, alert.level_name = level, rules.escalation[level].level
             alert.escalated_at = now
             alert.as_of, alert.calendar_days, alert.counted_days = today, a.calendar_days, a.counted_days
-            await record_transition(session, alert, "escalated", now=now, today=today)
+            await record_transition(session, alert, Transition.escalated, now=now, today=today)
     level = alert.level if alert is not None and alert.level is not None else target
-    climbing = alert is None or alert.status == "open" or rules.escalate_acknowledged
+    climbing = alert is None or alert.status == AlertStatus.open or rules.escalate_acknowledged
     escalation = r.next_escalation(rules, a.deadline, level) if climbing else None
     candidates = [d for d in (a.next_check, escalation) if d is not None and d > today]
     return min(candidates) if candidates else None
@@ -120,7 +126,7 @@ def _restart(
     that became an alert: the same row, a new state; the history keeps the earlier one."""
     assert a.clock_start is not None and a.deadline is not None
     assert a.calendar_days is not None and a.counted_days is not None
-    if alert.status == "resolved":
+    if alert.status == AlertStatus.resolved:
         alert.acknowledged_at = alert.acknowledged_by = alert.acknowledgement_note = None
         alert.resolved_at = alert.resolution_reason = None
         alert.opened_at = alert.escalated_at = None

@@ -24,11 +24,12 @@ from typing import Any
 import holidays
 
 from services.notify.rules.config import ExamRule, RuleBase, RulesConfig, SchoolGapRule, SchoolPlanRule
+from shared.contracts.alerts import RuleName
 
-SCHOOL_GAP = "school_gap"
-SCHOOL_PLAN_MISSING = "school_plan_missing"
-HEALTH_EXAM_MISSING = "health_exam_missing"
-DENTAL_EXAM_MISSING = "dental_exam_missing"
+SCHOOL_GAP = RuleName.school_gap
+SCHOOL_PLAN_MISSING = RuleName.school_plan_missing
+HEALTH_EXAM_MISSING = RuleName.health_exam_missing
+DENTAL_EXAM_MISSING = RuleName.dental_exam_missing
 
 # Safety bound for day-by-day searches: no configured deadline may lie further out.
 _MAX_SEARCH_DAYS = 4000
