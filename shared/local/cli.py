@@ -10,7 +10,7 @@ from pathlib import Path
 
 from shared.kernel.settings import Settings
 from shared.web.auth import Role, mint_token
-from shared.web.registry import service, services
+from shared.web.registry import names, service
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,10 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the whole suite (embedded PostgreSQL and broker unless configured)")
     serve = sub.add_parser("serve", help="run one service (what run starts for each, and what containers run)")
-    serve.add_argument("service", choices=list(services()))
+    serve.add_argument("service", choices=names())
     serve.add_argument("--skip-migrations", action="store_true", help="the database is already migrated")
     migrate = sub.add_parser("migrate", help="create a service's database if missing and apply its migrations")
-    migrate.add_argument("service", choices=list(services()))
+    migrate.add_argument("service", choices=names())
     token = sub.add_parser("token", help="print a development token signed with the local key")
     token.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
     token.add_argument("--district")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Protocol
 
@@ -46,25 +46,33 @@ class ServiceDefinition:
     order: int = 100
 
 
+def _load(ep: EntryPoint) -> ServiceDefinition:
+    definition = ep.load()
+    if not isinstance(definition, ServiceDefinition):
+        raise TypeError(f"entry point {ep.name} ({ep.value}) is not a ServiceDefinition")
+    if definition.name != ep.name:
+        raise ValueError(f"entry point {ep.name} names service {definition.name}")
+    return definition
+
+
+def names() -> list[str]:
+    """The registered services' names, without importing any of them (sorted by name)."""
+    return sorted(ep.name for ep in entry_points(group=GROUP))
+
+
 @cache
 def services() -> dict[str, ServiceDefinition]:
     """Every registered service by name, in start order."""
-    found: list[ServiceDefinition] = []
-    for ep in entry_points(group=GROUP):
-        definition = ep.load()
-        if not isinstance(definition, ServiceDefinition):
-            raise TypeError(f"entry point {ep.name} ({ep.value}) is not a ServiceDefinition")
-        if definition.name != ep.name:
-            raise ValueError(f"entry point {ep.name} names service {definition.name}")
-        found.append(definition)
+    found = [_load(ep) for ep in entry_points(group=GROUP)]
     return {d.name: d for d in sorted(found, key=lambda d: (d.order, d.name))}
 
 
+@cache
 def service(name: str) -> ServiceDefinition:
-    try:
-        return services()[name]
-    except KeyError:
-        raise KeyError(f"no service {name!r} is registered (pyproject.toml, entry points {GROUP})") from None
+    """One service, importing only it (a container serving one service loads no other)."""
+    for ep in entry_points(group=GROUP, name=name):
+        return _load(ep)
+    raise KeyError(f"no service {name!r} is registered (pyproject.toml, entry points {GROUP})")
 
 
 def all_routes() -> dict[tuple[str, str], RouteRule]:
