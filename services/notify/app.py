@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.alerts.endpoints import router as alerts_router
 from services.notify.context import Context
@@ -34,7 +34,7 @@ async def evaluate(app: FastAPI) -> int:
         app.state.sessionmaker,
         app.state.notify_context,
         batch_size=ns.tick_batch_size,
-        after_commit=app.state.after_commit,
+        after_commit=app.state.commit_hooks,
     )
 
 
@@ -52,15 +52,13 @@ async def _tick_loop(app: FastAPI) -> None:
 
 async def _sender(app: FastAPI) -> None:
     wake = asyncio.Event()
-    relay_wake: Any = app.state.after_commit
 
-    def after_commit() -> None:
-        # A request that wrote an alert transition wakes both the relay and the webhook sender.
-        if relay_wake is not None:
-            relay_wake()
-        wake.set()
+    def wake_sender(session: AsyncSession) -> None:
+        # Any writer (a request, a consumer batch, a tick) that queued a webhook delivery.
+        if session.info.get("webhook_written"):
+            wake.set()
 
-    app.state.after_commit = after_commit
+    app.state.commit_hooks.register(wake_sender)
     await run_sender(app.state.sessionmaker, app.state.notify_settings, wake)
 
 

@@ -71,7 +71,7 @@ async def evaluate_due(
     ctx: Context,
     *,
     batch_size: int = 500,
-    after_commit: Callable[[], Any] | None = None,
+    after_commit: Callable[[AsyncSession], Any] | None = None,
 ) -> int:
     """One evaluation tick: assess the (placement, rule) pairs due now, in batches, each batch
     one transaction. Reads only due rows, through the partial index on due_at. Returns how many
@@ -91,8 +91,8 @@ async def evaluate_due(
             ).all()
             if due:
                 await _evaluate_pairs(session, ctx, [(row.placement_id, row.rule) for row in due])
-        if due and after_commit is not None and session.info.get("outbox_written"):
-            after_commit()
+        if due and after_commit is not None:
+            after_commit(session)
         total += len(due)
         # Every evaluated row moves to a later day, so a short batch means nothing more is due.
         if len(due) < batch_size:

@@ -89,6 +89,7 @@ class EventConsumer:
         inbox: Table,
         handler: Handler,
         after_batch: BatchHook | None = None,
+        after_commit: Callable[[AsyncSession], None] | None = None,
         max_batch: int = 500,
     ) -> None:
         self.settings = settings
@@ -98,6 +99,9 @@ class EventConsumer:
         self.inbox = inbox
         self.handler = handler
         self.after_batch = after_batch
+        # The service's commit hooks: a batch that wrote an event or a webhook delivery wakes
+        # the relay and the sender as a request does.
+        self.after_commit = after_commit
         self.processed = 0
         # Up to this many events share one transaction (one commit, one offset commit).
         self.max_batch = max_batch
@@ -241,6 +245,8 @@ class EventConsumer:
                         rejected[record.offset] = reason
             if self.after_batch is not None:
                 await self.after_batch(session)
+        if self.after_commit is not None:
+            self.after_commit(session)
         return rejected
 
     async def _pause(self, records: Sequence[ConsumerRecord[bytes, bytes]], exc: Exception, backoff: float) -> None:

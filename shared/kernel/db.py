@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, func
@@ -66,6 +66,26 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+CommitHook = Callable[[AsyncSession], None]
+
+
+class CommitHooks:
+    """What runs after any of a service's transactions commits: a request's, a consumer
+    batch's, an evaluation tick's. The outbox relay and notify's webhook sender register once
+    here and every writer fires them; each hook reads from `session.info` whether the
+    transaction wrote what it waits for (`outbox_written`, `webhook_written`)."""
+
+    def __init__(self) -> None:
+        self._hooks: list[CommitHook] = []
+
+    def register(self, hook: CommitHook) -> None:
+        self._hooks.append(hook)
+
+    def __call__(self, session: AsyncSession) -> None:
+        for hook in self._hooks:
+            hook(session)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Request-scoped session: commits when the route returns, rolls back when it raises.
 
@@ -86,9 +106,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
-        after_commit: Callable[[], Any] | None = getattr(request.app.state, "after_commit", None)
-        if after_commit is not None and session.info.get("outbox_written"):
-            after_commit()
+        hooks: CommitHooks | None = getattr(request.app.state, "commit_hooks", None)
+        if hooks is not None:
+            hooks(session)
 
 
 # scope="function": the commit happens before the response is sent, so a 201 is never

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.bus.inbox import BatchHook, EventConsumer, Handler
 from shared.bus.outbox import Outbox, OutboxRelay
 from shared.kernel.clock import Clock, SystemClock
-from shared.kernel.db import make_engine, make_sessionmaker
+from shared.kernel.db import CommitHooks, make_engine, make_sessionmaker
 from shared.kernel.errors import document_problems, install_error_handlers
 from shared.kernel.settings import Settings
 from shared.web.audit import AuditMiddleware, audit_router, record_in_transaction
@@ -96,7 +96,12 @@ def _start_workers(
     if spec.outbox is not None:
         relay = OutboxRelay(spec.outbox, sessionmaker, settings, lock_name=spec.name)
         app.state.relay = relay
-        app.state.after_commit = relay.wake.set
+
+        def wake_relay(session: AsyncSession) -> None:
+            if session.info.get("outbox_written"):
+                relay.wake.set()
+
+        app.state.commit_hooks.register(wake_relay)
         tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
         closers.append(relay.close)
     app.state.consumers = []
@@ -109,6 +114,7 @@ def _start_workers(
             inbox=_require(spec.inbox, "a service with consumers needs an inbox table"),
             handler=cs.handler,
             after_batch=cs.after_batch,
+            after_commit=app.state.commit_hooks,
         )
         app.state.consumers.append(consumer)
         tasks.append(asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer-{cs.group_id}"))
@@ -209,7 +215,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
     app.state.service = spec.name
     app.state.routes = dict(spec.routes)
     app.state.outbox = spec.outbox
-    app.state.after_commit = None
+    app.state.commit_hooks = CommitHooks()
     app.state.audit_table = spec.audit
     app.state.before_commit = record_in_transaction
     metrics = Metrics(spec.name)
