@@ -27,7 +27,7 @@ from shared.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from shared.local.migrate import _asyncpg_dsn, prepare_database
 from shared.local.runner import available_services
 from shared.web.auth import generate_keypair, mint_token
-from tests.support import Tokens
+from tests.fixtures.support import Tokens
 
 SERVICES = available_services()
 

@@ -13,7 +13,7 @@ import pytest
 
 from shared.kernel.settings import Settings
 
-COPIES = Path(__file__).resolve().parent / "contracts" / "openapi"
+COPIES = Path(__file__).resolve().parents[1] / "contracts" / "openapi"
 
 
 def openapi_of(service: str) -> dict[str, Any]:

@@ -15,8 +15,8 @@ import httpx
 from services.health.reports.tables import FIGURES
 from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings
 from shared.local.migrate import _asyncpg_dsn
-from tests.factories import child_body, placement_body
-from tests.support import eventually
+from tests.fixtures.factories import child_body, placement_body
+from tests.fixtures.support import eventually
 
 TODAY = date(2025, 9, 1)  # the clock fixture's today
 JULY = {"from": "2025-07-01", "to": "2025-07-31"}

@@ -18,10 +18,10 @@ from shared.contracts.topics import TOPIC_PLACEMENT
 from shared.kernel.settings import Settings
 from shared.local.asyncapi import build_document, load_all_event_types
 from shared.local.runner import available_services
-from tests.factories import child_body, placement_body
-from tests.support import TopicTail
+from tests.fixtures.factories import child_body, placement_body
+from tests.fixtures.support import TopicTail
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC_PATH = ROOT / "docs" / "asyncapi.json"
 
 

@@ -10,8 +10,8 @@ from aiokafka import AIOKafkaConsumer
 
 from shared.contracts.topics import TOPIC_PLACEMENT
 from shared.local.embedded import EmbeddedBroker, free_port
-from tests.factories import child_body, placement_body
-from tests.support import eventually
+from tests.fixtures.factories import child_body, placement_body
+from tests.fixtures.support import eventually
 
 DAY0 = date(2025, 9, 1)
 

@@ -16,7 +16,7 @@ from services.placement.reports.tables import FORM_COLUMNS
 from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.db import CommitHooks
 from shared.kernel.settings import STOCKHOLM_DISTRICTS
-from tests.factories import luhn_pnr, placement_body
+from tests.fixtures.factories import luhn_pnr, placement_body
 
 # The city's table of children placed at some time during 2020 (../shared/domain.md), columns in
 # its order: §12-hem (sis), HVB, jourhem, familjehem, skyddat boende, stödboende; None is `*`.

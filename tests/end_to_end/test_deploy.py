@@ -11,7 +11,7 @@ import yaml
 from shared.kernel.settings import Settings
 from shared.local.runner import available_services
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def compose() -> dict[str, Any]:

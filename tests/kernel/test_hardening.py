@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.factories import child_body
+from tests.fixtures.factories import child_body
 
 
 async def test_security_headers_and_closed_cors(service_client) -> None:

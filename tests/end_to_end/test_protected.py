@@ -21,8 +21,8 @@ from services.notify.app import evaluate
 from shared.kernel.clock import FixedClock
 from shared.kernel.settings import Settings
 from shared.local.migrate import _asyncpg_dsn
-from tests.factories import child_body, placement_body
-from tests.support import eventually
+from tests.fixtures.factories import child_body, placement_body
+from tests.fixtures.support import eventually
 
 
 class Captured(logging.Handler):

@@ -17,7 +17,7 @@ from services.notify.settings import notify_settings
 from shared.kernel.settings import Settings
 
 DAY0 = date(2025, 9, 1)  # a Monday
-DEFAULT_FILE = Path(__file__).resolve().parent.parent / "services" / "notify" / "rules" / "rules.default.yaml"
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "services" / "notify" / "rules" / "rules.default.yaml"
 
 
 def day(n: int) -> date:

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 
 from shared.local.embedded import free_port
 from shared.local.runner import available_services
-from tests.factories import child_body, placement_body
+from tests.fixtures.factories import child_body, placement_body
 
 
 class RunningSuite:

@@ -24,7 +24,7 @@ import pytest
 
 from shared.kernel.settings import Settings
 from shared.local.migrate import _asyncpg_dsn
-from tests.factories import child_body, luhn_pnr, placement_body
+from tests.fixtures.factories import child_body, luhn_pnr, placement_body
 
 ROLES = (
     "admin",

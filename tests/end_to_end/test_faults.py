@@ -35,9 +35,9 @@ from shared.kernel.clock import STOCKHOLM
 from shared.kernel.settings import Settings
 from shared.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, port_open
 from shared.local.migrate import _asyncpg_dsn, prepare_database
-from tests.factories import luhn_pnr, placement_body
-from tests.support import TopicTail, eventually
-from tests.test_notify_support import Bus, Case
+from tests.fixtures.factories import luhn_pnr, placement_body
+from tests.fixtures.notify import Bus, Case
+from tests.fixtures.support import TopicTail, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -262,7 +262,7 @@ class NotifyProcess:
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=Path(__file__).resolve().parents[2],
         )
         deadline = time.monotonic() + 30
         while not port_open("127.0.0.1", self.port):

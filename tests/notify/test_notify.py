@@ -15,8 +15,8 @@ from services.notify.app import evaluate
 from shared.contracts.placement import PLACEMENT_STARTED
 from shared.contracts.school import SCHOOL_STARTED
 from shared.contracts.topics import TOPIC_ALERTS
-from tests.support import TopicTail, eventually
-from tests.test_notify_support import Bus, Case, Receiver, alerts, consumed
+from tests.fixtures.notify import Bus, Case, Receiver, alerts, consumed
+from tests.fixtures.support import TopicTail, eventually
 
 DAY0 = date(2025, 9, 1)  # the clock fixture's day
 QUIET = {"notify_tick_interval_seconds": 3600}  # the test drives the tick itself

@@ -19,9 +19,9 @@ from shared.contracts.placement import PLACEMENT_CHANGED, PLACEMENT_STARTED, Pla
 from shared.contracts.topics import TOPIC_HEALTH, TOPIC_PLACEMENT
 from shared.kernel.settings import Settings
 from shared.local.migrate import _asyncpg_dsn
-from tests.factories import child_body, placement_body
-from tests.support import TopicTail, eventually
-from tests.test_contracts import committed_doc, validate_event
+from tests.fixtures.factories import child_body, placement_body
+from tests.fixtures.support import TopicTail, eventually
+from tests.kernel.test_contracts import committed_doc, validate_event
 
 DAY0 = date(2025, 9, 1)  # the clock fixture's today
 PLACED = DAY0 - timedelta(days=30)

@@ -20,9 +20,9 @@ from shared.kernel.clock import FixedClock
 from shared.kernel.settings import Settings
 from shared.local.embedded import free_port
 from shared.local.migrate import _asyncpg_dsn
-from tests.factories import child_body, placement_body
-from tests.support import TopicTail, eventually
-from tests.test_contracts import committed_doc, validate_event
+from tests.fixtures.factories import child_body, placement_body
+from tests.fixtures.support import TopicTail, eventually
+from tests.kernel.test_contracts import committed_doc, validate_event
 
 DAY0 = date(2025, 9, 1)  # the clock fixture's today
 SCHOOL_TABLES = ("school_plan", "school_start", "school_end", "outbox")

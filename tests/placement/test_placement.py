@@ -11,8 +11,8 @@ import pytest
 from shared.contracts.topics import TOPIC_PLACEMENT
 from shared.kernel.settings import Settings
 from shared.local.migrate import _asyncpg_dsn
-from tests.factories import child_body, luhn_pnr, placement_body
-from tests.support import TopicTail
+from tests.fixtures.factories import child_body, luhn_pnr, placement_body
+from tests.fixtures.support import TopicTail
 
 DAY0 = date(2025, 9, 1)
 
