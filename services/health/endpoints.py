@@ -14,9 +14,9 @@ from shared.contracts.health import ExamKind, ExamStatus
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district
-from shared.web.app import SettingsDep, v1_router
+from shared.web.app import SettingsDep
 from shared.web.placement_client import PlacementClientDep
-from shared.web.policy import AccessDep
+from shared.web.policy import AccessDep, v1_router
 
 # Who may call what, and which rows each caller sees: shared/web/policy.py.
 router = v1_router()

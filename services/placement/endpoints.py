@@ -15,8 +15,8 @@ from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district
-from shared.web.app import SettingsDep, v1_router
-from shared.web.policy import Access, AccessDep, ProtectedField
+from shared.web.app import SettingsDep
+from shared.web.policy import Access, AccessDep, ProtectedField, v1_router
 from shared.web.schemas import Limit, Offset
 
 # Who may call what, and which rows and fields each caller sees: shared/web/policy.py.

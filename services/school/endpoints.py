@@ -12,9 +12,9 @@ from services.school.models import SchoolEnd, SchoolPlan, SchoolStart
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district, not_found
-from shared.web.app import SettingsDep, v1_router
+from shared.web.app import SettingsDep
 from shared.web.placement_client import PlacementClientDep
-from shared.web.policy import Access, AccessDep, ProtectedField
+from shared.web.policy import Access, AccessDep, ProtectedField, v1_router
 
 # Who may call what, and which rows and fields each caller sees: shared/web/policy.py.
 router = v1_router()

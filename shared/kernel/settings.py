@@ -27,6 +27,7 @@ STOCKHOLM_DISTRICTS = [
     "Skärholmen",
 ]
 
+
 class Settings(BaseSettings):
     # A service's own settings class (services/<service>/settings.py) reads its OBRUTEN_<SERVICE>_…
     # variables itself. Its fields may also be handed in here as extras (`notify_tick_batch_size=`,

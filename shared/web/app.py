@@ -25,7 +25,7 @@ from shared.web.audit import AuditMiddleware, audit_router, record_in_transactio
 from shared.web.auth import Authenticator
 from shared.web.hardening import install_hardening
 from shared.web.metrics import Metrics
-from shared.web.policy import RouteRule, authorize
+from shared.web.policy import RouteRule
 
 log = logging.getLogger("obruten.app")
 # How long shutdown waits for the relay, the consumers and background loops to stop.
@@ -50,12 +50,6 @@ def _awaiting(task: asyncio.Task[Any]) -> list[str]:
             where.append(f"{frame.f_code.co_qualname} ({frame.f_code.co_filename}:{frame.f_lineno})")
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return where
-
-
-def v1_router() -> APIRouter:
-    """Every API route hangs off this router, so none can bypass authentication or the access
-    policy (shared/web/policy.py), and each request is audited (shared/web/audit.py)."""
-    return APIRouter(prefix="/v1", dependencies=[Depends(authorize)])
 
 
 @dataclass

@@ -50,7 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import problem_response
-from shared.web.policy import Access
+from shared.web.policy import Access, v1_router
 
 log = logging.getLogger("obruten.audit")
 
@@ -286,9 +286,6 @@ CSV_COLUMNS = list(AuditEntry.model_fields)
 
 
 def audit_router(table: Table) -> APIRouter:
-    # Imported here: shared.web.app imports this module to install the middleware.
-    from shared.web.app import v1_router
-
     router = v1_router()
 
     @router.get(

@@ -4,7 +4,7 @@ Read it top to bottom: which role may do what to which kind of resource (GRANTS)
 role sees (SCOPES), who sees the fields that can reveal where a protected child is
 (PROTECTED_FIELDS). Which resource each route is about is each service's policy.py (ROUTES),
 plus COMMON_ROUTES here. `authorize` applies it: it is the dependency of every /v1 router
-(`shared.web.app.v1_router`), after `authenticate`.
+(`v1_router` below), after `authenticate`.
 
 Answers
     401  no or an invalid token (shared/web/auth.py).
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy import ColumnElement, false, or_, true
 
 from shared.kernel.errors import Problem, not_found
@@ -183,9 +183,7 @@ ROUTE_PREFIXES: dict[tuple[str, str], RouteRule] = {
 }
 
 
-def rule_for(
-    method: str, template: str, routes: Mapping[tuple[str, str], RouteRule] | None = None
-) -> RouteRule | None:
+def rule_for(method: str, template: str, routes: Mapping[tuple[str, str], RouteRule] | None = None) -> RouteRule | None:
     """The rule of a route among `routes` (a service's own and the common ones); without them,
     among those of every registered service."""
     method = "GET" if method == "HEAD" else method
@@ -353,3 +351,9 @@ async def authorize(request: Request, principal: Annotated[Principal, Depends(au
 
 
 AccessDep = Annotated[Access, Depends(authorize)]
+
+
+def v1_router() -> APIRouter:
+    """Every API route hangs off this router, so none can bypass authentication or this access
+    policy, and each request is audited (shared/web/audit.py)."""
+    return APIRouter(prefix="/v1", dependencies=[Depends(authorize)])

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from shared.kernel.settings import Settings
 from shared.local.migrate import _asyncpg_dsn
-from shared.web.app import v1_router
+from shared.web.policy import v1_router
 from tests.fixtures.factories import child_body, placement_body
 
 DAY0 = date(2025, 8, 1)

@@ -4,7 +4,7 @@ suppression and format rules in shared/web/reports.py and report_routes.py."""
 from __future__ import annotations
 
 from services.health.reports import tables as reports
-from shared.web.app import v1_router
+from shared.web.policy import v1_router
 from shared.web.report_routes import add_period_report
 from shared.web.reports import FORMAT_DOC, SUPPRESSION_DOC
 

@@ -15,9 +15,9 @@ from services.notify.rules.config import check_rule_name
 from shared.contracts.alerts import RULE_NAMES, AlertStatus
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district
-from shared.web.app import SettingsDep, v1_router
+from shared.web.app import SettingsDep
 from shared.web.auth import PrincipalDep
-from shared.web.policy import AccessDep
+from shared.web.policy import AccessDep, v1_router
 
 # Who may call what, and which alerts each caller sees: shared/web/policy.py. A webhook sends alert
 # data to any URL, so only administrators manage them.

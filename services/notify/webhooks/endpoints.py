@@ -14,8 +14,9 @@ from services.notify.webhooks import schemas, service
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district, invalid
-from shared.web.app import SettingsDep, v1_router
+from shared.web.app import SettingsDep
 from shared.web.auth import PrincipalDep
+from shared.web.policy import v1_router
 
 # Who may call what, and which alerts each caller sees: shared/web/policy.py. A webhook sends alert
 # data to any URL, so only administrators manage them.

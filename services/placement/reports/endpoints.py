@@ -12,7 +12,8 @@ from fastapi.responses import Response
 from services.placement.reports import tables as reports
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
-from shared.web.app import SettingsDep, v1_router
+from shared.web.app import SettingsDep
+from shared.web.policy import v1_router
 from shared.web.report_routes import TAGS, FormatDep, add_period_report, report_responses, respond
 from shared.web.reports import FORMAT_DOC, SUPPRESSION_DOC, DistrictDep
 

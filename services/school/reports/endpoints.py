@@ -12,8 +12,8 @@ from services.school.reports import rows
 from services.school.reports import tables as reports
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
-from shared.web.app import SettingsDep, v1_router
-from shared.web.policy import AccessDep
+from shared.web.app import SettingsDep
+from shared.web.policy import AccessDep, v1_router
 from shared.web.report_routes import TAGS, FormatDep, add_period_report, report_responses, respond
 from shared.web.reports import FORMAT_DOC, SUPPRESSION_DOC, PeriodDep, district_query
 
