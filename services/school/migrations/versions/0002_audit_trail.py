@@ -16,7 +16,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # The same table in every service (shared/audit.py).
+    # The same table in every service (shared/web/audit.py).
     create_audit_trail_v1()
 
 
