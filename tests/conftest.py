@@ -27,9 +27,11 @@ from shared.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from shared.local.migrate import _asyncpg_dsn, prepare_database
 from shared.local.runner import available_services
 from shared.web.auth import generate_keypair, mint_token
+from shared.web.registry import service as registered
 from tests.fixtures.support import Tokens
 
-SERVICES = available_services()
+# The services with a database of their own (a front end has none).
+SERVICES = [name for name in available_services() if registered(name).migrations is not None]
 
 
 @pytest.fixture(scope="session")

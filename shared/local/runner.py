@@ -17,7 +17,7 @@ from shared.kernel.settings import Settings
 from shared.local.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
 from shared.local.migrate import prepare_database
 from shared.web.auth import generate_keypair, mint_token
-from shared.web.registry import services
+from shared.web.registry import service, services
 
 
 def available_services() -> list[str]:
@@ -169,6 +169,8 @@ def _stop_suite(suite: _Suite) -> None:
 
 async def _prepare(settings: Settings, services: list[str]) -> None:
     for name in services:
+        if service(name).migrations is None:
+            continue  # a service without a database of its own (a front end)
         await prepare_database(name, settings.service_database_url(name))
         say(f"database obruten_{name} migrated")
     await ensure_topics(settings, TOPICS)
