@@ -64,6 +64,8 @@ def upgrade(name: str, url: str, revision: str = "head") -> None:
 
 
 async def prepare_database(name: str, url: str) -> None:
+    if service(name).migrations is None:
+        return  # a service without a database of its own
     await ensure_database(url)
     await asyncio.to_thread(upgrade, name, url)
 
