@@ -33,12 +33,12 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Stack, recorded, serve, verdict, write_section
-from services.notify.config import RULE_NAMES
-from shared.embedded import free_port
-from shared.events import TOPIC_ALERTS, TOPICS
-from shared.kafka import ensure_topics
-from shared.migrate import _asyncpg_dsn, prepare_database
-from shared.settings import STOCKHOLM_DISTRICTS
+from shared.bus.kafka import ensure_topics
+from shared.contracts.alerts import RULE_NAMES
+from shared.contracts.topics import TOPIC_ALERTS, TOPICS
+from shared.kernel.settings import STOCKHOLM_DISTRICTS
+from shared.local.embedded import free_port
+from shared.local.migrate import _asyncpg_dsn, prepare_database
 
 HEADING = "## Alert latency"
 SLACK = 2.0  # seconds allowed after the evaluation interval

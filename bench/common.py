@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 sys.path.insert(0, str(ROOT))
 
-from shared.auth import generate_keypair, mint_token  # noqa: E402
-from shared.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, port_open  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.kernel.settings import Settings  # noqa: E402
+from shared.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, port_open  # noqa: E402
+from shared.web.auth import generate_keypair, mint_token  # noqa: E402
 
 
 def machine() -> str:
@@ -144,7 +144,7 @@ class Process:
 def serve(stack: Stack, service: str, port: int, **env: str) -> Process:
     return Process(
         service,
-        [sys.executable, "-m", "shared.cli", "serve", service, "--skip-migrations"],
+        [sys.executable, "-m", "shared.local.cli", "serve", service, "--skip-migrations"],
         stack.env(**{f"OBRUTEN_{service.upper()}_PORT": str(port)}, **env),
         port,
         stack.workdir / f"{service}.log",

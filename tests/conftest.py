@@ -21,17 +21,19 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from shared.auth import generate_keypair, mint_token
-from shared.clock import STOCKHOLM, FixedClock
-from shared.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
-from shared.events import TOPICS
-from shared.kafka import ensure_topics
-from shared.migrate import _asyncpg_dsn, prepare_database
-from shared.runner import available_services
-from shared.settings import Settings
-from tests.support import Tokens
+from shared.bus.kafka import ensure_topics
+from shared.contracts.topics import TOPICS
+from shared.kernel.clock import STOCKHOLM, FixedClock
+from shared.kernel.settings import Settings
+from shared.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
+from shared.local.migrate import _asyncpg_dsn, prepare_database
+from shared.local.runner import available_services
+from shared.web.auth import generate_keypair, mint_token
+from shared.web.registry import service as registered
+from tests.fixtures.support import Tokens
 
-SERVICES = available_services()
+# The services with a database of their own (a front end has none).
+SERVICES = [name for name in available_services() if registered(name).migrations is not None]
 
 
 @pytest.fixture(scope="session")

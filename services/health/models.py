@@ -12,11 +12,11 @@ import uuid
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Text, func, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.audit import audit_table
-from shared.db import ServiceBase, TimestampMixin, service_metadata
-from shared.inbox import inbox_table
-from shared.outbox import Outbox, outbox_table
-from shared.placement_view import placement_view_table
+from shared.bus.inbox import inbox_table
+from shared.bus.outbox import Outbox, outbox_table
+from shared.bus.placement_copy import placement_view_table
+from shared.kernel.db import ServiceBase, TimestampMixin, service_metadata
+from shared.web.audit import audit_table
 
 
 class Base(ServiceBase, DeclarativeBase):

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.health.events import ExamKind, ExamStatus
+from shared.contracts.health import ExamKind, ExamStatus
 
 # PostgreSQL text cannot hold NUL, and no name needs a control character: refused here as a
 # 422 rather than failing in the database.

@@ -27,7 +27,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.health import schemas
-from services.health.events import (
+from services.health.models import Examination, ExaminationStatus, outbox, placement_view
+from shared.bus.placement_copy import PlacementClient, placement_for_write
+from shared.contracts.envelope import EventType
+from shared.contracts.health import (
     EXAM_BOOKED,
     EXAM_COMPLETED,
     EXAM_DECLINED,
@@ -36,14 +39,9 @@ from services.health.events import (
     ExamKind,
     ExamStatus,
 )
-from services.health.models import Examination, ExaminationStatus, outbox, placement_view
-from services.placement.events import PlacementSnapshot
-from shared.clock import Clock
-from shared.errors import Problem, invalid, not_found
-from shared.events import CloudEvent, EventType
-from shared.inbox import event_data
-from shared.placement_view import PlacementClient, placement_not_found, require_placement, upsert_placement
-from shared.policy import Access
+from shared.kernel.clock import Clock
+from shared.kernel.errors import Problem, invalid, not_found
+from shared.web.policy import Access
 
 # A booking further ahead than this is refused as a typing error.
 MAX_BOOKING_AHEAD_DAYS = 366
@@ -54,25 +52,6 @@ EVENT_FOR_STATUS: dict[ExamStatus, EventType] = {
     ExamStatus.declined: EXAM_DECLINED,
     ExamStatus.missed: EXAM_MISSED,
 }
-
-
-async def apply_placement_event(session: AsyncSession, event: CloudEvent) -> None:
-    """Consumer handler for `obruten.placement`: keep the newest version of each placement."""
-    data = event_data(event)
-    if isinstance(data, PlacementSnapshot):
-        await upsert_placement(session, placement_view, data)
-
-
-async def _placement_for_write(
-    session: AsyncSession, client: PlacementClient, placement_id: uuid.UUID, access: Access
-) -> RowMapping:
-    """The placement, locked: writes about one placement's examinations queue behind each
-    other, so the open-booking check sees what the previous writer committed."""
-    await require_placement(session, placement_view, client, placement_id, field="body.placement_id")
-    stmt = select(placement_view).where(placement_view.c.placement_id == placement_id).with_for_update()
-    row = (await session.execute(stmt)).mappings().one()
-    access.check(row["district"], placement_not_found("body.placement_id"))
-    return row
 
 
 def _check_date(placement: RowMapping, status: ExamStatus, day: dt.date, *, clock: Clock, field: str) -> None:
@@ -155,7 +134,7 @@ async def _record(session: AsyncSession, exam: Examination, *, clock: Clock) -> 
 async def create_examination(
     session: AsyncSession, body: schemas.ExaminationCreate, *, client: PlacementClient, clock: Clock, access: Access
 ) -> Examination:
-    placement = await _placement_for_write(session, client, body.placement_id, access)
+    placement = await placement_for_write(session, placement_view, client, body.placement_id, access)
     _check_date(placement, body.status, body.date, clock=clock, field="body.date")
     if body.status is ExamStatus.booked:
         await _refuse_second_booking(session, body.placement_id, body.kind, field="body.kind")
@@ -185,7 +164,7 @@ async def _examination_for_write(
         raise not_found("examination")
     access.check(exam.district, "examination")
     # Placement first, then the examination: the same lock order as create_examination.
-    placement = await _placement_for_write(session, client, exam.placement_id, access)
+    placement = await placement_for_write(session, placement_view, client, exam.placement_id, access)
     locked = await session.scalar(
         select(Examination)
         .where(Examination.id == examination_id)

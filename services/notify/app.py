@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notify.api import router
-from services.notify.config import NotifySettings, notify_settings
-from services.notify.delivery import run_sender
+from services.notify.alerts.endpoints import router as alerts_router
+from services.notify.context import Context
+from services.notify.evaluation import evaluate_due
 from services.notify.models import audit, inbox, outbox
-from services.notify.service import Context, evaluate_due, make_after_batch, project
-from shared.app import ConsumerSpec, ServiceSpec, create_service_app
-from shared.clock import Clock, SystemClock
-from shared.events import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL
-from shared.settings import Settings, get_settings
+from services.notify.policy import ROUTES
+from services.notify.projection import make_after_batch, project
+from services.notify.settings import NotifySettings, notify_settings
+from services.notify.webhooks.delivery import run_sender
+from services.notify.webhooks.endpoints import router as webhooks_router
+from shared.contracts.topics import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL
+from shared.kernel.clock import Clock, SystemClock
+from shared.kernel.settings import Settings, get_settings
+from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
 
 log = logging.getLogger("obruten.notify")
 
@@ -30,7 +34,7 @@ async def evaluate(app: FastAPI) -> int:
         app.state.sessionmaker,
         app.state.notify_context,
         batch_size=ns.tick_batch_size,
-        after_commit=app.state.after_commit,
+        after_commit=app.state.commit_hooks,
     )
 
 
@@ -48,15 +52,13 @@ async def _tick_loop(app: FastAPI) -> None:
 
 async def _sender(app: FastAPI) -> None:
     wake = asyncio.Event()
-    relay_wake: Any = app.state.after_commit
 
-    def after_commit() -> None:
-        # A request that wrote an alert transition wakes both the relay and the webhook sender.
-        if relay_wake is not None:
-            relay_wake()
-        wake.set()
+    def wake_sender(session: AsyncSession) -> None:
+        # Any writer (a request, a consumer batch, a tick) that queued a webhook delivery.
+        if session.info.get("webhook_written"):
+            wake.set()
 
-    app.state.after_commit = after_commit
+    app.state.commit_hooks.register(wake_sender)
     await run_sender(app.state.sessionmaker, app.state.notify_settings, wake)
 
 
@@ -75,8 +77,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             "(school_gap, school_plan_missing, health_exam_missing, dental_exam_missing) and announces every "
             "transition on `obruten.alerts` and to signed webhooks."
         ),
-        routers=[router],
+        routers=[alerts_router, webhooks_router],
         audit=audit,
+        routes=ROUTES,
         outbox=outbox,
         inbox=inbox,
         consumers=[

@@ -20,11 +20,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.audit import audit_table
-from shared.db import ServiceBase, TimestampMixin, service_metadata
-from shared.inbox import inbox_table
-from shared.outbox import Outbox, outbox_table
-from shared.placement_view import placement_view_table
+from shared.bus.inbox import inbox_table
+from shared.bus.outbox import Outbox, outbox_table
+from shared.bus.placement_copy import placement_view_table
+from shared.contracts.alerts import AlertStatus
+from shared.kernel.db import ServiceBase, TimestampMixin, service_metadata
+from shared.web.audit import audit_table
 
 
 class Base(ServiceBase, DeclarativeBase):
@@ -91,7 +92,7 @@ class AlertDue(Base):
     __table_args__ = (Index("ix_alert_due_due_at", "due_at", postgresql_where=text("due_at IS NOT NULL")),)
 
 
-ALERT_STATUSES = ("warning", "open", "acknowledged", "resolved")
+ALERT_STATUSES = tuple(s.value for s in AlertStatus)
 
 
 class Alert(TimestampMixin, Base):
@@ -127,7 +128,7 @@ class Alert(TimestampMixin, Base):
 
     __table_args__ = (
         UniqueConstraint("rule", "placement_id", name="uq_alert_rule_placement"),
-        CheckConstraint("status IN ('warning', 'open', 'acknowledged', 'resolved')", name="status_known"),
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in ALERT_STATUSES)})", name="status_known"),
         Index("ix_alert_district_status", "district", "status"),
         Index("ix_alert_placement_id", "placement_id"),
     )

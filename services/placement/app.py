@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.placement.api import router
+from services.placement.endpoints import router
 from services.placement.models import audit, outbox
-from services.placement.reports_api import router as reports_router
-from shared.app import ServiceSpec, create_service_app
-from shared.clock import Clock
-from shared.settings import Settings, get_settings
+from services.placement.policy import ROUTES
+from services.placement.reports.endpoints import router as reports_router
+from shared.kernel.clock import Clock
+from shared.kernel.settings import Settings, get_settings
+from shared.web.app import ServiceSpec, create_service_app
 
 SPEC = ServiceSpec(
     name="placement",
@@ -17,6 +18,7 @@ SPEC = ServiceSpec(
     description="Children placed outside the home and their placements. Emits events on `obruten.placement`.",
     routers=[router, reports_router],
     audit=audit,
+    routes=ROUTES,
     outbox=outbox,
 )
 

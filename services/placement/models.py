@@ -9,9 +9,9 @@ from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, Text, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.audit import audit_table
-from shared.db import ServiceBase, TimestampMixin, service_metadata
-from shared.outbox import Outbox, outbox_table
+from shared.bus.outbox import Outbox, outbox_table
+from shared.kernel.db import ServiceBase, TimestampMixin, service_metadata
+from shared.web.audit import audit_table
 
 
 class Base(ServiceBase, DeclarativeBase):

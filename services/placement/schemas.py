@@ -7,9 +7,9 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.placement.events import Duration, EndReason, Variant
-from shared.schemas import LongText, ShortText
-from shared.vocabulary import LegalBasis, PlacementForm
+from shared.contracts.placement import Duration, EndReason, Variant
+from shared.contracts.vocabulary import LegalBasis, PlacementForm
+from shared.web.schemas import LongText, ShortText
 
 
 class ChildCreate(BaseModel):

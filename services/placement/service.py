@@ -15,17 +15,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.placement import schemas
-from services.placement.events import (
+from services.placement.models import Child, Placement, outbox
+from shared.contracts.envelope import EventType
+from shared.contracts.placement import (
     PLACEMENT_CHANGED,
     PLACEMENT_ENDED,
     PLACEMENT_STARTED,
     PlacementSnapshot,
 )
-from services.placement.models import Child, Placement, outbox
-from shared.clock import Clock
-from shared.errors import Problem, check_district, invalid, not_found, sqlstate
-from shared.events import EventType
-from shared.settings import Settings
+from shared.kernel.clock import Clock
+from shared.kernel.errors import Problem, check_district, invalid, not_found, sqlstate
+from shared.kernel.settings import Settings
 
 
 def parse_personnummer(raw: str, *, today: date, field: str = "body.personnummer") -> tuple[str, date, bool]:

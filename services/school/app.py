@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.school.api import router
-from services.school.models import audit, inbox, outbox
-from services.school.reports_api import router as reports_router
-from services.school.service import apply_placement_event
-from shared.app import ConsumerSpec, ServiceSpec, create_service_app
-from shared.clock import Clock
-from shared.events import TOPIC_PLACEMENT
-from shared.placement_view import PlacementClient
-from shared.settings import Settings, get_settings
-
-
-async def _open_placement_client(app: FastAPI) -> None:
-    # One pooled client for the app's lifetime, for placements not yet seen on the bus.
-    app.state.placement_client = PlacementClient(app.state.settings)
-
-
-async def _close_placement_client(app: FastAPI) -> None:
-    client: PlacementClient | None = getattr(app.state, "placement_client", None)
-    if client is not None:
-        await client.close()
-
+from services.school.endpoints import router
+from services.school.models import audit, inbox, outbox, placement_view
+from services.school.policy import ROUTES
+from services.school.reports.endpoints import router as reports_router
+from shared.bus.placement_copy import placement_consumer
+from shared.contracts.topics import TOPIC_PLACEMENT
+from shared.kernel.clock import Clock
+from shared.kernel.settings import Settings, get_settings
+from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
+from shared.web.placement_client import close_placement_client, open_placement_client
 
 SPEC = ServiceSpec(
     name="school",
@@ -32,11 +21,12 @@ SPEC = ServiceSpec(
     description="School plans, school starts and school ends of placed children. Emits events on `obruten.school`.",
     routers=[router, reports_router],
     audit=audit,
+    routes=ROUTES,
     outbox=outbox,
     inbox=inbox,
-    consumers=[ConsumerSpec(group_id="school", topics=[TOPIC_PLACEMENT], handler=apply_placement_event)],
-    on_startup=[_open_placement_client],
-    on_shutdown=[_close_placement_client],
+    consumers=[ConsumerSpec(group_id="school", topics=[TOPIC_PLACEMENT], handler=placement_consumer(placement_view))],
+    on_startup=[open_placement_client],
+    on_shutdown=[close_placement_client],
 )
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from services.school.events import Provision, SchoolEndReason
+from shared.contracts.school import Provision, SchoolEndReason
 
 # Skolenhetskod: the 8-digit code Skolverket gives each school unit (no check digit).
 SchoolUnitCode = Annotated[

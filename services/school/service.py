@@ -17,9 +17,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from services.placement.events import PlacementSnapshot
 from services.school import schemas
-from services.school.events import (
+from services.school.models import SchoolEnd, SchoolPlan, SchoolStart, outbox, placement_view
+from shared.bus.placement_copy import (
+    PlacementClient,
+    is_protected,
+    placement_for_write,
+    placement_not_found,
+    require_placement,
+)
+from shared.contracts.school import (
     SCHOOL_ENDED,
     SCHOOL_PLAN_REGISTERED,
     SCHOOL_STARTED,
@@ -28,27 +35,10 @@ from services.school.events import (
     SchoolPlanRegistered,
     SchoolStarted,
 )
-from services.school.models import SchoolEnd, SchoolPlan, SchoolStart, outbox, placement_view
-from shared.clock import Clock
-from shared.errors import Problem, invalid, not_found
-from shared.events import CloudEvent
-from shared.inbox import event_data
-from shared.placement_view import PlacementClient, placement_not_found, require_placement, upsert_placement
-from shared.policy import Access
-from shared.vocabulary import PlacementForm
-
-
-async def apply_placement_event(session: AsyncSession, event: CloudEvent) -> None:
-    """Consumer handler for `obruten.placement`: keep the newest version of each placement."""
-    data = event_data(event)
-    if isinstance(data, PlacementSnapshot):
-        await upsert_placement(session, placement_view, data)
-
-
-def is_protected(placement: RowMapping) -> bool:
-    # The placement service already sets protected_identity for protected housing; the form
-    # is checked too so that an older snapshot without that rule cannot leak a school.
-    return bool(placement["protected_identity"]) or placement["form"] == PlacementForm.skyddat_boende.value
+from shared.contracts.vocabulary import PlacementForm
+from shared.kernel.clock import Clock
+from shared.kernel.errors import Problem, invalid, not_found
+from shared.web.policy import Access
 
 
 def protected_placement(placement_id: InstrumentedAttribute[uuid.UUID]) -> ColumnElement[bool]:
@@ -79,25 +69,6 @@ async def check_placement(
     access.check(district, placement_not_found(field), protected=protected)
 
 
-async def _placement_for_write(
-    session: AsyncSession, client: PlacementClient, placement_id: uuid.UUID, access: Access
-) -> RowMapping:
-    """The placement, locked: writes about one placement's schooling queue behind each other,
-    so the checks below see what the previous writer committed."""
-    await require_placement(session, placement_view, client, placement_id, field="body.placement_id")
-    row = (
-        (
-            await session.execute(
-                select(placement_view).where(placement_view.c.placement_id == placement_id).with_for_update()
-            )
-        )
-        .mappings()
-        .one()
-    )
-    access.check(row["district"], placement_not_found("body.placement_id"), protected=is_protected(row))
-    return row
-
-
 def _not_in_future(value: date, *, clock: Clock, field: str) -> None:
     if value > clock.today():
         raise invalid(field, "in the future; record it when it has happened")
@@ -106,7 +77,7 @@ def _not_in_future(value: date, *, clock: Clock, field: str) -> None:
 async def create_plan(
     session: AsyncSession, body: schemas.SchoolPlanCreate, *, client: PlacementClient, clock: Clock, access: Access
 ) -> SchoolPlan:
-    placement = await _placement_for_write(session, client, body.placement_id, access)
+    placement = await placement_for_write(session, placement_view, client, body.placement_id, access)
     _not_in_future(body.drawn_up_on, clock=clock, field="body.drawn_up_on")
     end = placement["end_date"]
     if end is not None and body.drawn_up_on >= end:
@@ -163,11 +134,11 @@ async def _open_start(session: AsyncSession, placement_id: uuid.UUID) -> SchoolS
     )
 
 
-async def create_start(
-    session: AsyncSession, body: schemas.SchoolStartCreate, *, client: PlacementClient, clock: Clock, access: Access
-) -> SchoolStart:
-    placement = await _placement_for_write(session, client, body.placement_id, access)
-    provision, code = _what_started(body)
+async def _check_start_date(
+    session: AsyncSession, body: schemas.SchoolStartCreate, placement: RowMapping, *, clock: Clock
+) -> None:
+    """Within the placement, not in the future, not while another start is open, not before
+    the previous schooling ended."""
     placement_start: date = placement["start_date"]
     placement_end: date | None = placement["end_date"]
     if body.start_date < placement_start:
@@ -192,6 +163,15 @@ async def create_start(
         raise invalid(
             "body.start_date", f"before the previous schooling ended ({last_end})", status=409, type="school-overlap"
         )
+
+
+async def create_start(
+    session: AsyncSession, body: schemas.SchoolStartCreate, *, client: PlacementClient, clock: Clock, access: Access
+) -> SchoolStart:
+    placement = await placement_for_write(session, placement_view, client, body.placement_id, access)
+    provision, code = _what_started(body)
+    await _check_start_date(session, body, placement, clock=clock)
+    placement_start: date = placement["start_date"]
     school_change = bool(placement["school_change"])
     start = SchoolStart(
         id=uuid.uuid4(),
@@ -242,7 +222,7 @@ async def create_start(
 async def create_end(
     session: AsyncSession, body: schemas.SchoolEndCreate, *, client: PlacementClient, clock: Clock, access: Access
 ) -> SchoolEnd:
-    await _placement_for_write(session, client, body.placement_id, access)
+    await placement_for_write(session, placement_view, client, body.placement_id, access)
     start = await _open_start(session, body.placement_id)
     if start is None:
         raise Problem(

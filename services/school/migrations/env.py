@@ -1,4 +1,4 @@
 from services.school.models import Base
-from shared.migrate import run_migrations
+from shared.local.migrate import run_migrations
 
 run_migrations(Base.metadata)

@@ -7,7 +7,7 @@ Create Date: 2026-11-23 08:58:06.043307
 
 from collections.abc import Sequence
 
-from shared.audit import create_audit_trail_v1, drop_audit_trail_v1
+from shared.web.audit import create_audit_trail_v1, drop_audit_trail_v1
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -16,7 +16,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # The same table in every service (shared/audit.py).
+    # The same table in every service (shared/web/audit.py).
     create_audit_trail_v1()
 
 

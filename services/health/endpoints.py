@@ -1,0 +1,123 @@
+"""HTTP routes of the health service. Thin: the rules live in service.py."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.health import schemas, service
+from services.health.models import Examination
+from shared.contracts.health import ExamKind, ExamStatus
+from shared.kernel.clock import ClockDep
+from shared.kernel.db import SessionDep
+from shared.kernel.errors import check_district
+from shared.web.app import SettingsDep
+from shared.web.placement_client import PlacementClientDep
+from shared.web.policy import AccessDep, v1_router
+
+# Who may call what, and which rows each caller sees: shared/web/policy.py.
+router = v1_router()
+
+
+async def _detail(session: AsyncSession, exam: Examination) -> schemas.ExaminationDetail:
+    out = schemas.ExaminationOut.model_validate(exam)
+    steps = [schemas.StatusOut.model_validate(s) for s in await service.history(session, exam.id)]
+    return schemas.ExaminationDetail(**out.model_dump(), history=steps)
+
+
+@router.post(
+    "/examinations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.ExaminationDetail,
+    tags=["examinations"],
+)
+async def create_examination(
+    body: schemas.ExaminationCreate,
+    session: SessionDep,
+    client: PlacementClientDep,
+    clock: ClockDep,
+    access: AccessDep,
+) -> schemas.ExaminationDetail:
+    """Record a health or dental examination: a booking (today or later), or an outcome that
+    already happened (completed, declined or missed, not in the future)."""
+    exam = await service.create_examination(session, body, client=client, clock=clock, access=access)
+    access.resource_id = str(exam.id)
+    return await _detail(session, exam)
+
+
+@router.post(
+    "/examinations/{examination_id}/outcome",
+    response_model=schemas.ExaminationDetail,
+    tags=["examinations"],
+)
+async def record_outcome(
+    examination_id: uuid.UUID,
+    body: schemas.ExaminationOutcome,
+    session: SessionDep,
+    client: PlacementClientDep,
+    clock: ClockDep,
+    access: AccessDep,
+) -> schemas.ExaminationDetail:
+    """A booked examination was completed, declined or missed."""
+    exam = await service.record_outcome(session, examination_id, body, client=client, clock=clock, access=access)
+    return await _detail(session, exam)
+
+
+@router.post(
+    "/examinations/{examination_id}/rebook",
+    response_model=schemas.ExaminationDetail,
+    tags=["examinations"],
+)
+async def rebook(
+    examination_id: uuid.UUID,
+    body: schemas.ExaminationRebook,
+    session: SessionDep,
+    client: PlacementClientDep,
+    clock: ClockDep,
+    access: AccessDep,
+) -> schemas.ExaminationDetail:
+    """Book a declined or missed examination again, or move a booked one to a new date.
+    The history keeps the earlier statuses."""
+    exam = await service.rebook(session, examination_id, body, client=client, clock=clock, access=access)
+    return await _detail(session, exam)
+
+
+@router.get(
+    "/examinations/{examination_id}",
+    response_model=schemas.ExaminationDetail,
+    tags=["examinations"],
+)
+async def get_examination(
+    examination_id: uuid.UUID, session: SessionDep, access: AccessDep
+) -> schemas.ExaminationDetail:
+    exam = await service.get_examination(session, examination_id)
+    access.check(exam.district, "examination")
+    return await _detail(session, exam)
+
+
+@router.get("/examinations", response_model=schemas.ExaminationPage, tags=["examinations"])
+async def list_examinations(
+    session: SessionDep,
+    settings: SettingsDep,
+    access: AccessDep,
+    placement_id: uuid.UUID | None = None,
+    child_id: uuid.UUID | None = None,
+    district: Annotated[str | None, Query(max_length=100)] = None,
+    kind: ExamKind | None = None,
+    status: ExamStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    # Bounded so that a huge offset is a 422, not a bigint overflow in the database.
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> schemas.ExaminationPage:
+    if district is not None:
+        check_district(settings.districts, district, "query.district")
+    stmt = service.list_query(
+        placement_id=placement_id, child_id=child_id, district=district, kind=kind, status=status
+    ).where(access.list_filter(district, Examination.district))
+    items, total = await service.list_examinations(session, stmt, limit=limit, offset=offset)
+    return schemas.ExaminationPage(
+        items=[schemas.ExaminationOut.model_validate(e) for e in items], total=total, limit=limit, offset=offset
+    )

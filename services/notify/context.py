@@ -1,0 +1,27 @@
+"""What evaluation and the alert routes need besides a session: the rules, the clock and the
+local time zone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from services.notify.rules.config import RulesConfig
+from shared.kernel.clock import Clock
+
+
+@dataclass(frozen=True)
+class Context:
+    """What evaluation needs besides a session: the rules, the clock and the local time zone."""
+
+    rules: RulesConfig
+    clock: Clock
+    tz: ZoneInfo
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(self.tz).date()
+
+    def midnight(self, day: date) -> datetime:
+        # Due times are the start of a local (Stockholm) day, so DST changes move nothing.
+        return datetime(day.year, day.month, day.day, tzinfo=self.tz)

@@ -1,0 +1,258 @@
+"""Notify's configuration: the rule parameters and the operational knobs.
+
+Two layers:
+
+* `NotifySettings` (services/notify/settings.py, environment `OBRUTEN_NOTIFY_…`): tick interval,
+  webhook delivery, and where the rules come from.
+* `RulesConfig`: the deadlines. Loaded from OBRUTEN_NOTIFY_RULES_FILE (YAML or JSON) when it is
+  set, else the defaults below. `rules.default.yaml` next to this file is the documented copy of
+  those defaults, with their sources; a test keeps the two equal.
+
+The reports the product is built on give no number for most deadlines, so each default says where
+it comes from, and every one can be changed by a municipality without touching code.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.contracts.alerts import RULE_NAMES
+from shared.contracts.vocabulary import PlacementForm
+from shared.kernel.errors import invalid
+
+
+def check_rule_name(value: str, field: str) -> None:
+    """422 naming the field unless the value is one of the rules (a query filter, a webhook's)."""
+    if value not in RULE_NAMES:
+        raise invalid(field, f"unknown rule; expected one of: {', '.join(RULE_NAMES)}")
+
+
+class RulesConfigError(ValueError):
+    """An inconsistent rules configuration; the message names the setting at fault."""
+
+
+class _Strict(BaseModel):
+    # A misspelt key in a rules file must be refused, not silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgeBand(_Strict):
+    """Ages (whole years on the day the placement starts) a rule covers; both ends inclusive."""
+
+    min_age: int | None = Field(default=None, ge=0, le=20)
+    max_age: int | None = Field(default=None, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgeBand:
+        if self.min_age is not None and self.max_age is not None and self.min_age > self.max_age:
+            raise ValueError("min_age is above max_age")
+        return self
+
+    def covers(self, birth: date, on: date) -> bool:
+        age = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+        if self.min_age is not None and age < self.min_age:
+            return False
+        return not (self.max_age is not None and age > self.max_age)
+
+
+class TermBreak(_Strict):
+    """A school holiday (both dates inclusive) during which the school-gap count pauses."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TermBreak:
+        if self.end < self.start:
+            raise ValueError("end is before start")
+        return self
+
+
+class RuleBase(_Strict):
+    enabled: bool = True
+    # The child is in breach when MORE than `days` counted days have passed since the clock
+    # started: clock day 0, still unmet on day days+1 means an alert.
+    days: int = Field(ge=0, le=3650)
+    # Counted day on which a pre-warning is raised (None: no pre-warning). Must lie before the
+    # deadline, i.e. at most `days`.
+    prewarning_day: int | None = Field(default=None, ge=1)
+    forms: list[PlacementForm]
+    age_band: AgeBand = Field(default_factory=AgeBand)
+
+
+class SchoolGapRule(RuleBase):
+    """`school_gap`: a placement that means a change of school, with no school start.
+
+    Source: the City of Stockholm's rule "no child without schooling for more than one week"
+    and the SAMS collaboration model (jourhem, familjehem, HVB, stödboende; protected housing's
+    own seven-day goal). Whether SiS homes are included was undecided: `include_sis` switches them on.
+    """
+
+    days: int = Field(default=7, ge=0, le=3650)
+    prewarning_day: int | None = Field(default=5, ge=1)
+    forms: list[PlacementForm] = Field(
+        default_factory=lambda: [
+            PlacementForm.jourhem,
+            PlacementForm.familjehem,
+            PlacementForm.hvb,
+            PlacementForm.stodboende,
+            PlacementForm.skyddat_boende,
+        ]
+    )
+    include_sis: bool = False
+    # Term breaks pause the count (the reports leave it open; default: they do not).
+    term_breaks: list[TermBreak] = Field(default_factory=list)
+
+    @field_validator("forms")
+    @classmethod
+    def _sis_by_switch(cls, forms: list[PlacementForm]) -> list[PlacementForm]:
+        if PlacementForm.sis in forms:
+            raise ValueError("list sis through include_sis, not forms")
+        return forms
+
+    def effective_forms(self) -> frozenset[str]:
+        forms = {f.value for f in self.forms}
+        if self.include_sis:
+            forms.add(PlacementForm.sis.value)
+        return frozenset(forms)
+
+
+class SchoolPlanRule(RuleBase):
+    """`school_plan_missing`: a placement in HVB or familjehem without a school plan.
+
+    Source: the city's rule that every child placed in an HVB or a foster family has a school
+    plan (skolplanering). No report gives a number of days; the default ties the plan to the
+    schooling goal it serves: drawn up within the same first week.
+    """
+
+    days: int = Field(default=7, ge=0, le=3650)
+    prewarning_day: int | None = Field(default=5, ge=1)
+    forms: list[PlacementForm] = Field(default_factory=lambda: [PlacementForm.hvb, PlacementForm.familjehem])
+
+    def effective_forms(self) -> frozenset[str]:
+        return frozenset(f.value for f in self.forms)
+
+
+class ExamRule(RuleBase):
+    """`health_exam_missing` / `dental_exam_missing`: no completed examination in time.
+
+    Source of the default (30 calendar days): US paediatric guidance (American Academy of
+    Pediatrics, "Fostering Health") asks for a comprehensive examination within 30 days of
+    entering care. England's statutory guidance asks for the initial health assessment within
+    20 working days: set `days: 20, working_days: true` for that. Working days skip weekends,
+    Swedish public holidays and the de facto eves (midsummer, Christmas, New Year; `holidays`).
+    """
+
+    days: int = Field(default=30, ge=0, le=3650)
+    prewarning_day: int | None = Field(default=21, ge=1)
+    forms: list[PlacementForm] = Field(default_factory=lambda: list(PlacementForm))
+    working_days: bool = False
+
+    def effective_forms(self) -> frozenset[str]:
+        return frozenset(f.value for f in self.forms)
+
+
+class EscalationStep(_Strict):
+    level: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
+    # Calendar days after the deadline (the day the alert opens). 0 = at the deadline.
+    after_days: int
+
+
+def _default_ladder() -> list[EscalationStep]:
+    # The issue's example ladder: the district at the deadline, its manager a week later,
+    # the central office (socialförvaltningen) after a month.
+    return [
+        EscalationStep(level="district", after_days=0),
+        EscalationStep(level="district_manager", after_days=7),
+        EscalationStep(level="central_office", after_days=30),
+    ]
+
+
+class RulesConfig(_Strict):
+    school_gap: SchoolGapRule = Field(default_factory=SchoolGapRule)
+    school_plan_missing: SchoolPlanRule = Field(default_factory=SchoolPlanRule)
+    health_exam_missing: ExamRule = Field(default_factory=ExamRule)
+    dental_exam_missing: ExamRule = Field(default_factory=ExamRule)
+    escalation: list[EscalationStep] = Field(default_factory=_default_ladder, min_length=1)
+    # An acknowledged alert keeps climbing the ladder while the child is still without school:
+    # acknowledging says someone is on it, not that the problem is gone.
+    escalate_acknowledged: bool = True
+
+    def rule(self, name: str) -> RuleBase:
+        rule: RuleBase = getattr(self, name)
+        return rule
+
+
+def _error_message(exc: ValidationError, origin: str) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
+    return f"invalid notify rules ({origin}): " + "; ".join(parts)
+
+
+def consistency_errors(cfg: RulesConfig) -> list[str]:
+    """Cross-field checks, each naming the setting at fault by its path in the rules file."""
+    errors = []
+    for name in RULE_NAMES:
+        rule = cfg.rule(name)
+        if rule.prewarning_day is not None and rule.prewarning_day > rule.days:
+            errors.append(
+                f"{name}.prewarning_day: day {rule.prewarning_day} falls after the deadline ({name}.days = "
+                f"{rule.days}: the alert opens when more than {rule.days} days have passed); "
+                f"it must be at most {rule.days}"
+            )
+    steps = cfg.escalation
+    for i, step in enumerate(steps):
+        if step.after_days < 0:
+            errors.append(
+                f"escalation[{i}].after_days: {step.after_days} puts the {step.level} step before the deadline; "
+                "steps count days after it and cannot be negative"
+            )
+    if steps[0].after_days > 0:
+        errors.append("escalation[0].after_days: the first step is who is told when the alert opens; it must be 0")
+    for i in range(1, len(steps)):
+        if steps[i].after_days <= steps[i - 1].after_days:
+            errors.append(f"escalation[{i}].after_days: must be greater than escalation[{i - 1}].after_days")
+    if len({s.level for s in steps}) != len(steps):
+        errors.append("escalation: the levels must be distinct")
+    return errors
+
+
+def parse_rules(raw: Any, origin: str) -> RulesConfig:
+    try:
+        cfg = RulesConfig.model_validate(raw or {})
+    except ValidationError as exc:
+        raise RulesConfigError(_error_message(exc, origin)) from None
+    errors = consistency_errors(cfg)
+    if errors:
+        raise RulesConfigError(f"inconsistent notify rules ({origin}): " + "; ".join(errors))
+    return cfg
+
+
+def load_rules_file(path: Path) -> RulesConfig:
+    origin = f"OBRUTEN_NOTIFY_RULES_FILE={path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesConfigError(f"{origin}: cannot read the file ({exc.strerror})") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise RulesConfigError(f"{origin}: PyYAML is not installed; write the rules as JSON") from None
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RulesConfigError(f"{origin}: not valid YAML ({exc})") from None
+    else:
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise RulesConfigError(f"{origin}: not valid JSON ({exc})") from None
+    return parse_rules(raw, origin)

@@ -1,0 +1,180 @@
+"""The webhook sender: works through pending delivery rows, signing and POSTing each body.
+
+Deliveries are claimed with FOR UPDATE SKIP LOCKED and leased (next_attempt_at pushed past the
+request timeout) in a short transaction, then sent outside any transaction, so a slow receiver
+never holds a database lock; a sender that dies mid-request leaves the lease to expire and
+another sends again. Delivery is therefore at least once: receivers de-duplicate on the
+X-Obruten-Delivery header or the CloudEvent id in the body.
+
+Retry timing is operational, not a deadline rule: it runs on the database's wall clock, not on
+the injected domain clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.notify.models import Webhook, WebhookAttempt, WebhookDelivery
+from services.notify.settings import NotifySettings
+
+log = logging.getLogger("obruten.notify.webhooks")
+
+SIGNATURE_HEADER = "X-Obruten-Signature"
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def backoff_seconds(ns: NotifySettings, attempt: int) -> float:
+    """Wait after failed attempt number `attempt` (1-based): exponential, capped, with jitter."""
+    base = min(ns.webhook_backoff_max_seconds, ns.webhook_backoff_initial_seconds * 2 ** (attempt - 1))
+    return float(base * random.uniform(0.5, 1.0))
+
+
+@dataclass
+class _Claimed:
+    id: uuid.UUID
+    url: str
+    secret: str
+    body: str
+    event_type: str
+    attempts: int
+
+
+@dataclass
+class _Outcome:
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def _post(http: httpx.AsyncClient, d: _Claimed) -> _Outcome:
+    body = d.body.encode()
+    headers = {
+        "Content-Type": "application/cloudevents+json",
+        SIGNATURE_HEADER: sign(d.secret, body),
+        "X-Obruten-Delivery": str(d.id),
+        "X-Obruten-Event-Type": d.event_type,
+        "User-Agent": "obruten-notify",
+    }
+    started = time.monotonic()
+    try:
+        resp = await http.post(d.url, content=body, headers=headers)
+        return _Outcome(resp.status_code, None if resp.is_success else f"HTTP {resp.status_code}", _ms(started))
+    except httpx.HTTPError as exc:
+        # The exception class only: a message can echo the URL, which may hold a token.
+        return _Outcome(None, type(exc).__name__, _ms(started))
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+async def _record_outcomes(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ns: NotifySettings,
+    claimed: list[_Claimed],
+    outcomes: Sequence[_Outcome],
+) -> None:
+    """One attempt row per POST; the delivery delivered, dead-lettered or due again later."""
+    async with sessionmaker() as session, session.begin():
+        for d, outcome in zip(claimed, outcomes, strict=True):
+            number = d.attempts + 1
+            session.add(
+                WebhookAttempt(
+                    delivery_id=d.id,
+                    number=number,
+                    at=func.now(),
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                )
+            )
+            values: dict[str, object] = {"attempts": number, "last_error": outcome.error}
+            if outcome.ok:
+                values.update(status="delivered", delivered_at=func.now())
+            elif number >= ns.webhook_max_attempts:
+                values.update(status="dead", dead_at=func.now())
+                log.warning("webhook delivery dead-lettered", extra={"delivery_id": str(d.id), "attempts": number})
+            else:
+                values.update(next_attempt_at=func.now() + timedelta(seconds=backoff_seconds(ns, number)))
+            await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == d.id, WebhookDelivery.status == "pending")
+                .values(**values)
+            )
+
+
+async def deliver_due(
+    sessionmaker: async_sessionmaker[AsyncSession], ns: NotifySettings, http: httpx.AsyncClient
+) -> int:
+    """Send one batch of due deliveries; returns how many were attempted."""
+    lease = timedelta(seconds=ns.webhook_timeout_seconds + 30)
+    async with sessionmaker() as session, session.begin():
+        rows = (
+            await session.execute(
+                select(
+                    WebhookDelivery.id,
+                    WebhookDelivery.body,
+                    WebhookDelivery.event_type,
+                    WebhookDelivery.attempts,
+                    Webhook.url,
+                    Webhook.secret,
+                )
+                .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+                .where(
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= func.now(),
+                    Webhook.deleted_at.is_(None),
+                )
+                .order_by(WebhookDelivery.next_attempt_at)
+                .limit(ns.webhook_batch_size)
+                .with_for_update(of=WebhookDelivery, skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return 0
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_([row.id for row in rows]))
+            .values(next_attempt_at=func.now() + lease)
+        )
+    claimed = [_Claimed(row.id, row.url, row.secret, row.body, row.event_type, row.attempts) for row in rows]
+    outcomes = await asyncio.gather(*(_post(http, d) for d in claimed))
+    await _record_outcomes(sessionmaker, ns, claimed, outcomes)
+    return len(claimed)
+
+
+async def run_sender(sessionmaker: async_sessionmaker[AsyncSession], ns: NotifySettings, wake: asyncio.Event) -> None:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(ns.webhook_timeout_seconds), follow_redirects=False) as http:
+        while True:
+            try:
+                while await deliver_due(sessionmaker, ns, http) >= ns.webhook_batch_size:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("webhook sender failed; retrying", extra={"error": repr(exc)})
+            try:
+                await asyncio.wait_for(wake.wait(), ns.webhook_poll_interval_seconds)
+            except TimeoutError:
+                pass
+            wake.clear()

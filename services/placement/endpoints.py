@@ -1,0 +1,205 @@
+"""HTTP routes of the placement service. Thin: the rules live in service.py."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import Query, status
+
+from services.placement import schemas, service
+from services.placement.models import Child, Placement
+from shared.contracts.placement import PlacementSnapshot
+from shared.contracts.vocabulary import PlacementForm
+from shared.kernel.clock import ClockDep
+from shared.kernel.db import SessionDep
+from shared.kernel.errors import check_district
+from shared.web.app import SettingsDep
+from shared.web.policy import Access, AccessDep, ProtectedField, v1_router
+from shared.web.schemas import Limit, Offset
+
+# Who may call what, and which rows and fields each caller sees: shared/web/policy.py.
+router = v1_router()
+
+
+def _child_out(access: Access, child: Child) -> schemas.ChildOut:
+    access.check(child.district, "child", record_id=child.id)
+    return schemas.ChildOut.model_validate(child)
+
+
+async def _placements_out(
+    session: SessionDep, access: Access, placements: list[Placement]
+) -> list[schemas.PlacementOut]:
+    """The placements as this caller may see them: a protected child's location is null
+    unless the policy grants it (shared/web/policy.py, PROTECTED_FIELDS)."""
+    protected_children = await service.protected_children(session, {p.child_id for p in placements})
+    out = []
+    for p in placements:
+        item = schemas.PlacementOut.model_validate(p)
+        protected = p.child_id in protected_children or p.form == PlacementForm.skyddat_boende.value
+        if protected and not access.sees(ProtectedField.location, responsible=p.caseworker):
+            item.location = None
+        out.append(item)
+    return out
+
+
+async def _placement_out(session: SessionDep, access: Access, placement: Placement) -> schemas.PlacementOut:
+    [item] = await _placements_out(session, access, [placement])
+    return item
+
+
+async def _placement(
+    session: SessionDep, access: Access, placement_id: uuid.UUID, *, for_update: bool = False
+) -> Placement:
+    placement = await service.get_placement(session, placement_id, for_update=for_update)
+    access.check(placement.district, "placement")
+    return placement
+
+
+@router.post(
+    "/children",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.ChildOut,
+    tags=["children"],
+)
+async def create_child(
+    body: schemas.ChildCreate, session: SessionDep, settings: SettingsDep, clock: ClockDep, access: AccessDep
+) -> schemas.ChildOut:
+    """Register a child. The answer's `id` is the pseudonymous id used everywhere else."""
+    access.check_new(body.district, "body.district")
+    child = await service.create_child(session, body, settings=settings, clock=clock)
+    return _child_out(access, child)
+
+
+@router.post("/children/lookup", response_model=schemas.ChildOut, tags=["children"])
+async def lookup_child(
+    body: schemas.ChildLookup, session: SessionDep, clock: ClockDep, access: AccessDep
+) -> schemas.ChildOut:
+    """Find a child by personnummer. A POST, so the number never stands in a URL."""
+    return _child_out(access, await service.find_child(session, body.personnummer, clock=clock))
+
+
+@router.get("/children/{child_id}", response_model=schemas.ChildOut, tags=["children"])
+async def get_child(child_id: uuid.UUID, session: SessionDep, access: AccessDep) -> schemas.ChildOut:
+    return _child_out(access, await service.get_child(session, child_id))
+
+
+@router.patch("/children/{child_id}", response_model=schemas.ChildOut, tags=["children"])
+async def update_child(
+    child_id: uuid.UUID,
+    body: schemas.ChildUpdate,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    access: AccessDep,
+) -> schemas.ChildOut:
+    child = await service.get_child(session, child_id)
+    access.check(child.district, "child")
+    if body.district is not None:
+        # Handing a child over to another district is the receiving district's or an admin's act.
+        access.check_new(body.district, "body.district")
+    return _child_out(access, await service.update_child(session, child, body, settings=settings, clock=clock))
+
+
+@router.post(
+    "/placements",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.PlacementOut,
+    tags=["placements"],
+)
+async def create_placement(
+    body: schemas.PlacementCreate, session: SessionDep, settings: SettingsDep, clock: ClockDep, access: AccessDep
+) -> schemas.PlacementOut:
+    """Record a placement. Refused while another placement of the child overlaps it."""
+    child = await service.lock_child(session, body.child_id)
+    if child is not None:
+        access.check(child.district, service.child_not_found("body.child_id"))
+    access.check_new(body.district, "body.district")
+    if child is None:
+        raise service.child_not_found("body.child_id")
+    placement = await service.create_placement(session, child, body, settings=settings, clock=clock)
+    access.resource_id = str(placement.id)
+    return await _placement_out(session, access, placement)
+
+
+@router.get("/placements", response_model=schemas.PlacementPage, tags=["placements"])
+async def list_placements(
+    session: SessionDep,
+    settings: SettingsDep,
+    access: AccessDep,
+    district: Annotated[str | None, Query(max_length=100)] = None,
+    form: PlacementForm | None = None,
+    active_on: Annotated[date | None, Query(description="Only placements under way on this date.")] = None,
+    child_id: uuid.UUID | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> schemas.PlacementPage:
+    if district is not None:
+        check_district(settings.districts, district, "query.district")
+    stmt = service.list_query(
+        district=district, form=form.value if form else None, active_on=active_on, child_id=child_id
+    ).where(access.list_filter(district, Placement.district))
+    items, total = await service.list_placements(session, stmt, limit=limit, offset=offset)
+    return schemas.PlacementPage(
+        items=await _placements_out(session, access, items), total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/placements/{placement_id}", response_model=schemas.PlacementOut, tags=["placements"])
+async def get_placement(placement_id: uuid.UUID, session: SessionDep, access: AccessDep) -> schemas.PlacementOut:
+    return await _placement_out(session, access, await _placement(session, access, placement_id))
+
+
+@router.patch("/placements/{placement_id}", response_model=schemas.PlacementOut, tags=["placements"])
+async def update_placement(
+    placement_id: uuid.UUID,
+    body: schemas.PlacementUpdate,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    access: AccessDep,
+) -> schemas.PlacementOut:
+    placement = await _placement(session, access, placement_id, for_update=True)
+    updated = await service.update_placement(session, placement, body, settings=settings, clock=clock)
+    return await _placement_out(session, access, updated)
+
+
+@router.post("/placements/{placement_id}/end", response_model=schemas.PlacementOut, tags=["placements"])
+async def end_placement(
+    placement_id: uuid.UUID, body: schemas.PlacementEnd, session: SessionDep, clock: ClockDep, access: AccessDep
+) -> schemas.PlacementOut:
+    placement = await _placement(session, access, placement_id, for_update=True)
+    ended = await service.end_placement(session, placement, body, clock=clock)
+    return await _placement_out(session, access, ended)
+
+
+@router.post(
+    "/placements/{placement_id}/move",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.PlacementMoveOut,
+    tags=["placements"],
+)
+async def move_placement(
+    placement_id: uuid.UUID,
+    body: schemas.PlacementMove,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    access: AccessDep,
+) -> schemas.PlacementMoveOut:
+    """End this placement and start the next one atomically (both events, or neither)."""
+    placement = await _placement(session, access, placement_id, for_update=True)
+    access.check_new(body.next.district, "body.next.district")
+    ended, started = await service.move_placement(session, placement, body, settings=settings, clock=clock)
+    ended_out, started_out = await _placements_out(session, access, [ended, started])
+    return schemas.PlacementMoveOut(ended=ended_out, started=started_out)
+
+
+@router.get("/placements/{placement_id}/snapshot", response_model=PlacementSnapshot, tags=["placements"])
+async def placement_snapshot(placement_id: uuid.UUID, session: SessionDep, access: AccessDep) -> PlacementSnapshot:
+    """The placement as its events describe it (no location, no caseworker): what the other
+    services store when they need a placement they have not yet seen on the bus."""
+    placement = await _placement(session, access, placement_id)
+    child = await service.get_child(session, placement.child_id)
+    return service.snapshot(placement, child)

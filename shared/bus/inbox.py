@@ -1,0 +1,331 @@
+"""Idempotent consumers: each processed event id is recorded in the same transaction as
+its effect, so a redelivered event changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
+from pydantic import ValidationError
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.bus.kafka import ensure_topics, make_producer, stop_within, within
+from shared.contracts.envelope import REGISTRY, CloudEvent
+from shared.contracts.topics import TOPIC_DEADLETTER, TOPICS
+from shared.kernel.errors import sqlstate
+from shared.kernel.settings import Settings
+
+log = logging.getLogger("obruten.inbox")
+
+Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+# Runs once per batch, in the batch's transaction after its events were applied: for work that
+# is cheaper done once for the whole batch (notify evaluates the placements the batch touched).
+BatchHook = Callable[[AsyncSession], Awaitable[None]]
+
+
+class PoisonEvent(Exception):
+    """Raised by a handler for an event that can never be applied (it is dead-lettered)."""
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        # CloudEvents makes source + id unique.
+        Column("source", Text, primary_key=True),
+        Column("event_id", Text, primary_key=True),
+        Column("type", Text, nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+async def claim(session: AsyncSession, table: Table, event: CloudEvent) -> bool:
+    """Record the event as processed; False when it already was (a redelivery)."""
+    result = await session.execute(
+        insert(table)
+        .values(source=event.source, event_id=event.id, type=event.type)
+        .on_conflict_do_nothing()
+        .returning(table.c.event_id)
+    )
+    return result.first() is not None
+
+
+async def claim_many(session: AsyncSession, table: Table, events: Sequence[CloudEvent]) -> set[tuple[str, str]]:
+    """`claim` for a batch in one statement: the (source, id) of the events not processed before."""
+    if not events:
+        return set()
+    rows = await session.execute(
+        insert(table)
+        .values([{"source": e.source, "event_id": e.id, "type": e.type} for e in events])
+        .on_conflict_do_nothing()
+        .returning(table.c.source, table.c.event_id)
+    )
+    return {(row.source, row.event_id) for row in rows}
+
+
+class _Generations(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Counts the consumer's assignments, so a batch fetched under an earlier one is not committed."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.count += 1
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.count += 1
+
+
+class EventConsumer:
+    """Consumes topics into a service's database, at least once, applying each event once.
+
+    Offsets are committed by hand after the effect's transaction commits (the default
+    auto-commit would make it at-most-once). A CommitFailedError after a rebalance is
+    harmless: the next owner redelivers and the inbox absorbs it.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        group_id: str,
+        topics: Sequence[str],
+        sessionmaker: async_sessionmaker[AsyncSession],
+        inbox: Table,
+        handler: Handler,
+        after_batch: BatchHook | None = None,
+        after_commit: Callable[[AsyncSession], None] | None = None,
+        max_batch: int = 500,
+    ) -> None:
+        self.settings = settings
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.sessionmaker = sessionmaker
+        self.inbox = inbox
+        self.handler = handler
+        self.after_batch = after_batch
+        # The service's commit hooks: a batch that wrote an event or a webhook delivery wakes
+        # the relay and the sender as a request does.
+        self.after_commit = after_commit
+        self.processed = 0
+        # Up to this many events share one transaction (one commit, one offset commit).
+        self.max_batch = max_batch
+        self.dead_lettered = 0
+        self._producer: AIOKafkaProducer | None = None
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            consumer: AIOKafkaConsumer | None = None
+            try:
+                await within(
+                    ensure_topics(self.settings, TOPICS),
+                    self.settings.kafka_request_timeout_ms / 1000 + 1,
+                    "ensuring the topics",
+                )
+                consumer = AIOKafkaConsumer(
+                    bootstrap_servers=self.settings.kafka_servers(),
+                    group_id=self.settings.topic(self.group_id),
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_poll_interval_ms=300_000,
+                    session_timeout_ms=self.settings.kafka_session_timeout_ms,
+                    heartbeat_interval_ms=max(self.settings.kafka_session_timeout_ms // 4, 100),
+                )
+                generations = _Generations()
+                consumer.subscribe([self.settings.topic(t) for t in self.topics], listener=generations)
+                await consumer.start()
+                backoff = 0.5
+                while True:
+                    generation = generations.count
+                    batches = await consumer.getmany(timeout_ms=500, max_records=self.max_batch)
+                    for tp, records in batches.items():
+                        await self._process_batch(records)
+                        # A batch fetched before a rebalance (a rejoin after the broker came back)
+                        # may have been read from a position that the group no longer holds: the
+                        # embedded broker forgets topics and offsets on restart, so a stale
+                        # position committed there would skip the events written since. Its
+                        # effect is kept; the offset is left for the new assignment to decide,
+                        # and the inbox absorbs the redelivery.
+                        if generations.count == generation:
+                            await self._commit(consumer, tp, records[-1].offset + 1)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer failed; restarting", extra={"group": self.group_id, "error": repr(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            finally:
+                if consumer is not None:
+                    await stop_within(consumer, 5)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        try:
+            await consumer.commit({tp: offset})
+        except CommitFailedError:
+            log.info("offset commit lost to a rebalance; redelivery is absorbed by the inbox")
+
+    def _parse(self, record: ConsumerRecord[bytes, bytes]) -> CloudEvent:
+        if record.value is None:
+            raise PoisonEvent("empty message")
+        try:
+            raw = json.loads(record.value)
+        except ValueError as exc:
+            raise PoisonEvent(f"not JSON: {exc}") from exc
+        try:
+            event = CloudEvent.model_validate(raw)
+        except ValidationError as exc:
+            raise PoisonEvent(f"not a CloudEvent: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from exc
+        etype = REGISTRY.get(event.type)
+        if etype is None:
+            raise PoisonEvent(f"unknown event type {event.type}")
+        try:
+            etype.parse(event)
+        except ValidationError as exc:
+            raise PoisonEvent(f"invalid data: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from exc
+        return event
+
+    async def _process_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Apply one partition's batch in one transaction: one commit (one fsync) and one offset
+        commit per batch instead of per event.
+
+        First as it comes, without savepoints: what nearly every batch needs. If an event turns
+        out never to be applicable (PoisonEvent, a data or constraint error: SQLSTATE class 22 or
+        23), the batch is rolled back and applied again with a SAVEPOINT per event, so that event
+        loses only its savepoint and is dead-lettered. Anything else (the database gone, a
+        deadlock) rolls back the batch, which is retried whole after a pause: the inbox makes the
+        replay harmless. The `after_batch` hook runs in the same transaction after the events.
+        Dead letters go out after the commit, in offset order, so a retried batch parks nothing twice.
+        """
+        parsed: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent | str]] = []
+        for record in records:
+            try:
+                parsed.append((record, self._parse(record)))
+            except PoisonEvent as exc:
+                parsed.append((record, str(exc)))
+        events = [(record, item) for record, item in parsed if isinstance(item, CloudEvent)]
+        backoff = 0.2
+        isolate = False
+        while True:
+            rejected: dict[int, str] = {}
+            try:
+                if events:
+                    rejected = await self._apply(events, isolate=isolate)
+                break
+            except asyncio.CancelledError:
+                raise
+            except (PoisonEvent, DBAPIError) as exc:
+                if not isolate and (isinstance(exc, PoisonEvent) or _data_error(exc)):
+                    isolate = True  # again at once, each event under its own savepoint
+                    continue
+                await self._pause(records, exc, backoff)
+                backoff = min(backoff * 2, 10.0)
+            except Exception as exc:
+                await self._pause(records, exc, backoff)
+                backoff = min(backoff * 2, 10.0)
+        self.processed += len(events) - len(rejected)
+        for record, item in parsed:
+            parked = item if isinstance(item, str) else rejected.get(record.offset)
+            if parked is not None:
+                await self._dead_letter(record, parked)
+
+    async def _apply(
+        self, events: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent]], *, isolate: bool
+    ) -> dict[int, str]:
+        """One transaction; returns the events rejected (by offset, with the reason)."""
+        rejected: dict[int, str] = {}
+        async with self.sessionmaker() as session, session.begin():
+            if not isolate:
+                # One inbox statement for the batch; an event twice in it is applied once.
+                fresh = await claim_many(session, self.inbox, [event for _, event in events])
+                for _, event in events:
+                    key = (event.source, event.id)
+                    if key in fresh:
+                        fresh.discard(key)
+                        await self.handler(session, event)
+            else:
+                for record, event in events:
+                    try:
+                        async with session.begin_nested():
+                            if await claim(session, self.inbox, event):
+                                await self.handler(session, event)
+                    except PoisonEvent as exc:
+                        rejected[record.offset] = str(exc)
+                    except DBAPIError as exc:
+                        if not _data_error(exc):
+                            raise
+                        # The SQLSTATE and class only: a server message may quote the row's values.
+                        reason = f"not applicable: SQLSTATE {sqlstate(exc)} ({type(exc).__name__})"
+                        rejected[record.offset] = reason
+            if self.after_batch is not None:
+                await self.after_batch(session)
+        if self.after_commit is not None:
+            self.after_commit(session)
+        return rejected
+
+    async def _pause(self, records: Sequence[ConsumerRecord[bytes, bytes]], exc: Exception, backoff: float) -> None:
+        log.warning(
+            "batch not applied; retrying it whole",
+            extra={"events": len(records), "first_offset": records[0].offset, "error": repr(exc), "retry_in": backoff},
+        )
+        await asyncio.sleep(backoff)
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        log.error(
+            "event dead-lettered",
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": reason},
+        )
+        headers: list[tuple[str, bytes]] = [
+            ("obruten-reason", reason.encode()[:1000]),
+            ("obruten-consumer-group", self.group_id.encode()),
+            ("obruten-original-topic", record.topic.encode()),
+            ("obruten-original-partition", str(record.partition).encode()),
+            ("obruten-original-offset", str(record.offset).encode()),
+        ]
+        # Bounded like the relay's publishing: a broker that went away must not wedge the
+        # consumer. On failure the consumer restarts; the offset was not committed, so the
+        # event comes back and is parked then.
+        timeout = self.settings.kafka_request_timeout_ms / 1000 + 1
+        try:
+            if self._producer is None:
+                self._producer = make_producer(self.settings)
+                await within(self._producer.start(), timeout, "starting the dead-letter producer")
+            await within(
+                self._producer.send_and_wait(
+                    self.settings.topic(TOPIC_DEADLETTER), value=record.value, key=record.key, headers=headers
+                ),
+                timeout,
+                "parking an event",
+            )
+        except BaseException:
+            producer, self._producer = self._producer, None
+            if producer is not None:
+                await stop_within(producer, 5)
+            raise
+        self.dead_lettered += 1
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await stop_within(self._producer, 5)
+
+
+def _data_error(exc: DBAPIError) -> bool:
+    """The event's own data is at fault (SQLSTATE 22 data exception, 23 constraint violation):
+    applying it again would fail again, so it is dead-lettered rather than retried."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    state = sqlstate(exc)
+    return state is not None and state.startswith(("22", "23"))
+
+
+def event_data(event: CloudEvent) -> Any:
+    """The event's payload as its declared pydantic model."""
+    return REGISTRY[event.type].parse(event)

@@ -1,0 +1,106 @@
+"""Kafka clients configured one way for every service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Iterable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.kernel.settings import Settings
+
+log = logging.getLogger("obruten.kafka")
+T = TypeVar("T")
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    # acks="all": an event counts as published only once every in-sync replica has it.
+    # The idempotent producer is left off because the embedded broker lacks it; duplicates
+    # from retries are absorbed by the consumers' inbox (they de-duplicate on event id).
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_servers(),
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        retry_backoff_ms=200,
+    )
+
+
+async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
+    """Create the (prefixed) topics that do not exist yet; production brokers often
+    disable auto-creation."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_servers(), request_timeout_ms=settings.kafka_request_timeout_ms
+    )
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [settings.topic(t) for t in topics if settings.topic(t) not in existing]
+        if not missing:
+            return
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        t,
+                        num_partitions=settings.kafka_topic_partitions,
+                        replication_factor=settings.kafka_replication_factor,
+                    )
+                    for t in missing
+                ]
+            )
+        except TopicAlreadyExistsError:
+            pass  # another service created it first
+        log.info("topics created", extra={"topics": missing})
+    finally:
+        # Bounded: closing a half-bootstrapped client can hang on a broker coming back.
+        with contextlib.suppress(TimeoutError):
+            await within(admin.close(), 5, "closing the admin client", finish=True)
+
+
+async def within(work: Awaitable[T], seconds: float, what: str, *, finish: bool = False) -> T:
+    """Await `work` for at most `seconds`, else raise TimeoutError.
+
+    Unlike asyncio.wait_for, a timeout (or the caller's own cancellation) does not wait for the
+    cancelled work to unwind: aiokafka's cleanup of a client that was still connecting can
+    itself wait on the broker indefinitely, and would hold the caller (the relay, shutdown)
+    with it. Abandoned work is cancelled, or with `finish` (a client's stop or close, which
+    should complete if it can) left to finish in the background.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        _abandon(task, cancel=not finish)
+        raise
+    if not done:
+        _abandon(task, cancel=not finish)
+        log.warning("kafka call did not finish in time; left behind", extra={"what": what, "seconds": seconds})
+        raise TimeoutError(f"{what} took longer than {seconds} s")
+    return task.result()
+
+
+def _abandon(task: asyncio.Future[T], *, cancel: bool) -> None:
+    if cancel:
+        task.cancel()
+    # Retrieve its outcome so asyncio does not log "exception was never retrieved".
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+async def stop_within(client: AIOKafkaProducer | AIOKafkaConsumer, seconds: float) -> None:
+    """Stop a Kafka client, waiting at most `seconds`.
+
+    asyncio.wait_for would cancel a slow stop() and then wait for the cancellation to
+    finish, which aiokafka's group coordinator can hold up (a consumer still joining its
+    group); here the stop goes on in the background and shutdown does not wait for it.
+    """
+    try:
+        await within(client.stop(), seconds, f"stopping the {type(client).__name__}", finish=True)
+    except TimeoutError:
+        pass

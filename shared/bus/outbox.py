@@ -1,0 +1,236 @@
+"""Transactional outbox: a record and the event announcing it commit in one transaction.
+
+A relay publishes unsent rows to Kafka in order and marks them sent. A broker outage
+delays events; it never loses them and never fails the write that produced them.
+Columns follow Debezium's outbox conventions (id, aggregatetype, aggregateid, type, payload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import zlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.bus.kafka import ensure_topics, make_producer, stop_within, within
+from shared.contracts.envelope import EventData, EventType, make_event
+from shared.contracts.topics import TOPICS
+from shared.kernel.settings import Settings
+
+log = logging.getLogger("obruten.outbox")
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        # seq orders publication: one child's events leave in the order they were written.
+        Column("seq", BigInteger, Identity(always=True), primary_key=True),
+        Column("id", Uuid, nullable=False, unique=True),
+        Column("aggregatetype", Text, nullable=False),  # the topic
+        Column("aggregateid", Text, nullable=False),  # the Kafka key: the child's id
+        Column("type", Text, nullable=False),
+        Column("payload", JSONB, nullable=False),  # the whole CloudEvent
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("sent_at", DateTime(timezone=True)),
+        Column("attempts", Integer, nullable=False, server_default=text("0")),
+        Column("last_error", Text),
+        Index("ix_outbox_unsent", "seq", postgresql_where=text("sent_at IS NULL")),
+    )
+
+
+class Outbox:
+    """What a service writes its events through, inside the request's transaction."""
+
+    def __init__(self, table: Table, source: str) -> None:
+        self.table = table
+        self.source = source
+
+    async def add(
+        self, session: AsyncSession, etype: EventType, *, subject: str, data: EventData, time: datetime
+    ) -> str:
+        event = make_event(etype, source=self.source, subject=subject, data=data, time=time)
+        await session.execute(
+            self.table.insert().values(
+                id=event.id,
+                aggregatetype=etype.topic,
+                aggregateid=subject,
+                type=etype.type,
+                payload=event.model_dump(mode="json", exclude_none=True),
+            )
+        )
+        # Lets the session dependency wake the relay right after the commit.
+        session.info["outbox_written"] = True
+        return event.id
+
+    async def backlog(self, session: AsyncSession) -> tuple[int, float | None]:
+        """Unsent rows and the age in seconds of the oldest one."""
+        t = self.table
+        row = (
+            await session.execute(
+                select(
+                    func.count(),
+                    func.extract("epoch", func.now() - func.min(t.c.created_at)),
+                ).where(t.c.sent_at.is_(None))
+            )
+        ).one()
+        return int(row[0]), (float(row[1]) if row[1] is not None else None)
+
+
+class OutboxRelay:
+    """Publishes the outbox to Kafka (acks=all), retrying with backoff.
+
+    Replicas may run side by side: rows are claimed with FOR UPDATE SKIP LOCKED, and a
+    transaction-level advisory lock lets one relay publish at a time, so that a child's
+    events cannot overtake each other between two replicas.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        *,
+        lock_name: str,
+    ) -> None:
+        self.outbox = outbox
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.lock_key = zlib.crc32(f"obruten-outbox:{lock_name}".encode())
+        self.wake = asyncio.Event()
+        self._producer: AIOKafkaProducer | None = None
+        self._topics_ready = False
+        self.published = 0
+        self.failures = 0
+
+    async def _get_producer(self) -> AIOKafkaProducer:
+        # Bounded: aiokafka's bootstrap can wait a long time for a broker that is down.
+        timeout = self.settings.kafka_request_timeout_ms / 1000 + 1
+        if not self._topics_ready:
+            await within(ensure_topics(self.settings, TOPICS), timeout, "ensuring the topics")
+            self._topics_ready = True
+        if self._producer is None:
+            producer = make_producer(self.settings)
+            try:
+                await within(producer.start(), timeout, "starting the producer")
+            except BaseException:
+                await stop_within(producer, 5)
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        # A broker that comes back may have lost its topics (the embedded one keeps them
+        # in memory), so check them again before the next publish.
+        self._topics_ready = False
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await stop_within(producer, 5)
+
+    async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Any]) -> list[Any]:
+        futures = [
+            await producer.send(
+                self.settings.topic(row.aggregatetype),
+                value=json.dumps(row.payload, separators=(",", ":")).encode(),
+                key=row.aggregateid.encode(),
+                headers=[("content-type", b"application/cloudevents+json")],
+            )
+            for row in rows
+        ]
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
+    async def publish_batch(self) -> int:
+        """Publish one batch of unsent rows; returns how many were marked sent."""
+        t = self.outbox.table
+        async with self.sessionmaker() as session, session.begin():
+            if not await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_key))):
+                return 0
+            rows = (
+                await session.execute(
+                    select(t.c.seq, t.c.aggregatetype, t.c.aggregateid, t.c.type, t.c.payload)
+                    .where(t.c.sent_at.is_(None))
+                    .order_by(t.c.seq)
+                    .limit(self.settings.outbox_batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            try:
+                producer = await self._get_producer()
+                # Bounded as a whole: aiokafka keeps retrying a batch while the broker is
+                # unreachable, and `send` itself waits for topic metadata, which after a broker
+                # restart can wait for good. The relay then drops the connection and starts afresh.
+                results = await within(
+                    self._send(producer, rows), self.settings.kafka_request_timeout_ms / 1000 + 1, "publishing a batch"
+                )
+            except Exception as exc:
+                await self._drop_producer()
+                await session.execute(
+                    update(t)
+                    .where(t.c.seq.in_([r.seq for r in rows]))
+                    .values(attempts=t.c.attempts + 1, last_error=type(exc).__name__)
+                )
+                raise
+            sent = [r.seq for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
+            failed = [r.seq for r, res in zip(rows, results, strict=True) if isinstance(res, BaseException)]
+            # Rows the broker acknowledged are marked sent even when others failed, so a
+            # retry republishes only what did not arrive.
+            if sent:
+                await session.execute(update(t).where(t.c.seq.in_(sent)).values(sent_at=func.now()))
+            if failed:
+                await session.execute(
+                    update(t).where(t.c.seq.in_(failed)).values(attempts=t.c.attempts + 1, last_error="publish failed")
+                )
+        self.published += len(sent)
+        if failed:
+            await self._drop_producer()
+            raise RuntimeError(f"{len(failed)} outbox rows not acknowledged by the broker")
+        return len(sent)
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                while await self.publish_batch():
+                    pass
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the relay must outlive any outage
+                self.failures += 1
+                log.warning("outbox relay failed; retrying", extra={"error": repr(exc), "retry_in": backoff})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.settings.outbox_poll_interval_seconds)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+
+    async def close(self) -> None:
+        await self._drop_producer()

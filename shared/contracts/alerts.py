@@ -1,0 +1,99 @@
+"""Events the notify service emits on `obruten.alerts` (key: the child's id).
+
+Every transition of an alert is announced with the alert's state after it. They carry ids,
+the district, the rule, dates and day counts only: never a personnummer, a name, a whereabouts
+or an acknowledgement's free-text note (that stays behind the API).
+
+Consumed: `obruten.placement` (shared/contracts/placement.py), `obruten.school`
+(shared/contracts/school.py) and `obruten.health` (shared/contracts/health.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, WithJsonSchema
+
+from shared.contracts.envelope import EventData, event_type
+from shared.contracts.topics import TOPIC_ALERTS
+
+
+# The rules notify evaluates (services/notify/rules/); an alert names the one that raised it.
+class RuleName(StrEnum):
+    school_gap = "school_gap"
+    school_plan_missing = "school_plan_missing"
+    health_exam_missing = "health_exam_missing"
+    dental_exam_missing = "dental_exam_missing"
+
+
+RULE_NAMES: tuple[str, ...] = tuple(r.value for r in RuleName)
+# As first published, the event schema gives the rule as an inline list of strings, not a
+# named enum: the documents (docs/asyncapi.json) do not change with the type in the code.
+_RULE_SCHEMA = WithJsonSchema({"enum": list(RULE_NAMES), "title": "Rule", "type": "string"})
+
+
+class AlertStatus(StrEnum):
+    warning = "warning"  # pre-warning: the deadline is near
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
+# An alert in one of these is live: a rule met again resolves it, a new episode restarts it.
+ACTIVE_STATUSES = frozenset({AlertStatus.warning, AlertStatus.open, AlertStatus.acknowledged})
+
+
+class AlertChanged(EventData):
+    alert_id: uuid.UUID
+    rule: Annotated[RuleName, _RULE_SCHEMA]
+    placement_id: uuid.UUID
+    child_id: uuid.UUID
+    district: str
+    status: AlertStatus
+    level: str | None = Field(description="The escalation step the alert has reached; null for a pre-warning.")
+    clock_start: date = Field(description="Day 0 of the count: the placement start, or the day schooling ended.")
+    deadline: date = Field(description="The first day on which the rule is breached.")
+    as_of: date = Field(description="The day this transition was decided (Europe/Stockholm).")
+    calendar_days: int = Field(description="Calendar days since clock_start, as of as_of (for resolved: it took).")
+    counted_days: int = Field(description="Days counted by the rule (term breaks or non-working days skipped).")
+    reason: str | None = Field(default=None, description="Why it was resolved, e.g. school_started, placement_ended.")
+    acknowledged_by: str | None = Field(default=None, description="The staff member's subject id, when acknowledged.")
+
+
+ALERT_PREWARNED = event_type(
+    "obruten.alert.prewarned", TOPIC_ALERTS, AlertChanged, "A deadline is near: the pre-warning day was reached."
+)
+ALERT_OPENED = event_type(
+    "obruten.alert.opened", TOPIC_ALERTS, AlertChanged, "A deadline passed unmet; the first escalation step is told."
+)
+ALERT_ESCALATED = event_type(
+    "obruten.alert.escalated", TOPIC_ALERTS, AlertChanged, "An open alert reached the next step of the ladder."
+)
+ALERT_ACKNOWLEDGED = event_type(
+    "obruten.alert.acknowledged", TOPIC_ALERTS, AlertChanged, "Someone acknowledged the alert."
+)
+ALERT_RESOLVED = event_type(
+    "obruten.alert.resolved", TOPIC_ALERTS, AlertChanged, "The condition was met or no longer applies; with the reason."
+)
+
+
+class Transition(StrEnum):
+    """What happened to an alert: each is announced with its own event type."""
+
+    prewarned = "prewarned"
+    opened = "opened"
+    escalated = "escalated"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
+TRANSITION_EVENTS = {
+    Transition.prewarned: ALERT_PREWARNED,
+    Transition.opened: ALERT_OPENED,
+    Transition.escalated: ALERT_ESCALATED,
+    Transition.acknowledged: ALERT_ACKNOWLEDGED,
+    Transition.resolved: ALERT_RESOLVED,
+}

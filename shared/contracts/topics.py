@@ -1,0 +1,10 @@
+"""The bus's topics. Kafka key on every topic: the child's pseudonymous id."""
+
+from __future__ import annotations
+
+TOPIC_PLACEMENT = "obruten.placement"
+TOPIC_SCHOOL = "obruten.school"
+TOPIC_HEALTH = "obruten.health"
+TOPIC_ALERTS = "obruten.alerts"
+TOPIC_DEADLETTER = "obruten.deadletter"
+TOPICS = (TOPIC_PLACEMENT, TOPIC_SCHOOL, TOPIC_HEALTH, TOPIC_ALERTS, TOPIC_DEADLETTER)

@@ -1,0 +1,140 @@
+"""One settings mechanism for every service: `OBRUTEN_…` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+# Stockholm's districts (stadsdelsförvaltningar) as of 2021. Other municipalities set
+# OBRUTEN_DISTRICTS to their own list (a JSON array).
+STOCKHOLM_DISTRICTS = [
+    "Rinkeby-Kista",
+    "Spånga-Tensta",
+    "Hässelby-Vällingby",
+    "Bromma",
+    "Kungsholmen",
+    "Norrmalm",
+    "Östermalm",
+    "Södermalm",
+    "Enskede-Årsta-Vantör",
+    "Skarpnäck",
+    "Farsta",
+    "Hägersten-Älvsjö",
+    "Skärholmen",
+]
+
+
+class Settings(BaseSettings):
+    # A service's own settings class (services/<service>/settings.py) reads its OBRUTEN_<SERVICE>_…
+    # variables itself. Its fields may also be handed in here as extras (`notify_tick_batch_size=`,
+    # as the tests do), which the service's class picks up (see services/notify/settings.py).
+    model_config = SettingsConfigDict(env_prefix="OBRUTEN_", extra="allow")
+
+    data_dir: Path = Path("var")
+
+    # A PostgreSQL server URL. Each service uses its own database on it, named
+    # `<database_prefix><service>`. Unset: `obruten run` starts the embedded server under
+    # data_dir and sets it for the services it starts.
+    database_url: str | None = None
+    database_prefix: str = "obruten_"
+    database_pool_size: int = 10
+
+    kafka_bootstrap_servers: str | None = None
+    # Where `obruten run` starts its own broker when kafka_bootstrap_servers is unset.
+    embedded_broker_port: int = 9092
+    # Prepended to every topic and consumer group: lets several suites (or test runs)
+    # share one broker without seeing each other. Empty in production.
+    kafka_topic_prefix: str = ""
+    kafka_topic_partitions: int = 6
+    # Consumer group session timeout. The embedded broker holds a group join for half of it,
+    # so the tests use a short one to start consumers quickly.
+    kafka_session_timeout_ms: int = 10_000
+    # How long a publish may wait for the broker before the relay gives up and retries.
+    kafka_request_timeout_ms: int = 10_000
+    kafka_replication_factor: int = 1
+
+    host: str = "127.0.0.1"
+    placement_port: int = 8001
+    school_port: int = 8002
+    health_port: int = 8003
+    notify_port: int = 8004
+    # Where a service reaches another over HTTP; defaults to the local ports above.
+    placement_url: str | None = None
+
+    districts: list[str] = Field(default_factory=lambda: list(STOCKHOLM_DISTRICTS))
+    timezone: str = "Europe/Stockholm"
+
+    # A placement start further ahead than this is refused as a typing error.
+    max_future_start_days: int = 366
+    # Care covers ages 0-20: a placement starting on or after this birthday is refused.
+    max_age_at_placement: int = 21
+
+    # Authentication: bearer JWTs verified with a public key (PEM) or a JWKS URL.
+    jwt_public_key_file: Path | None = None
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["ES256", "RS256"])
+    jwt_issuer: str = "obruten-local"
+    jwt_audience: str = "obruten"
+    # Only for minting development tokens (`obruten token`) on the embedded default.
+    jwt_private_key_file: Path | None = None
+    # The bearer token this service presents when it calls another service.
+    service_token: str | None = None
+
+    outbox_poll_interval_seconds: float = 0.5
+    outbox_batch_size: int = 200
+
+    log_level: str = "INFO"
+
+    # Reports (shared/web/reports.py). A period may span at most this many days, both ends counted.
+    report_max_period_days: int = Field(default=3660, ge=1)
+    # Counts from 1 to this minus one are published as `*`, as in the city's own tables
+    # (which hide counts under 4). 1 turns suppression off.
+    report_suppress_below: int = Field(default=4, ge=1)
+    # A temporary placement running longer than this many days is reported as overdue for review.
+    # The law sets no limit; six months (183 days) is the usual outer bound. Configurable.
+    temporary_placement_max_days: int = Field(default=183, ge=1)
+    # The examination report's deadlines, calendar days from the placement's start. The same
+    # default as notify's health_exam_missing / dental_exam_missing rules (30 days, US
+    # paediatric guidance, services/notify/rules/config.py); kept apart so health need not read
+    # notify's rules file. Set both places when a municipality changes its deadline.
+    report_health_exam_days: int = Field(default=30, ge=0, le=3650)
+    report_dental_exam_days: int = Field(default=30, ge=0, le=3650)
+
+    # HTTP hardening (shared/web/hardening.py).
+    max_request_bytes: int = 1_048_576
+    # Writes per client (bearer token, else address) and window, in the `limits` notation.
+    rate_limit_writes: str = "600/minute"
+    # `memory://` counts per process; point replicas at a shared store (e.g. redis://…).
+    rate_limit_storage: str = "memory://"
+    # Browser origins allowed to call the API; none unless configured.
+    cors_allow_origins: list[str] = Field(default_factory=list)
+
+    def service_port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+    def service_database_url(self, service: str) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "OBRUTEN_DATABASE_URL is not set: point it at a PostgreSQL server, "
+                "or start the suite with `obruten run`, which starts one."
+            )
+        url = make_url(self.database_url).set(drivername="postgresql+asyncpg")
+        return url.set(database=f"{self.database_prefix}{service}").render_as_string(hide_password=False)
+
+    def topic(self, name: str) -> str:
+        return f"{self.kafka_topic_prefix}{name}"
+
+    def kafka_servers(self) -> str:
+        return self.kafka_bootstrap_servers or "127.0.0.1:9092"
+
+    def placement_base_url(self) -> str:
+        return self.placement_url or f"http://{self.host}:{self.placement_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

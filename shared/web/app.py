@@ -1,0 +1,263 @@
+"""The service skeleton every Obruten service is built from."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Table, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.bus.inbox import BatchHook, EventConsumer, Handler
+from shared.bus.outbox import Outbox, OutboxRelay
+from shared.kernel.clock import Clock, SystemClock
+from shared.kernel.db import CommitHooks, make_engine, make_sessionmaker
+from shared.kernel.errors import document_problems, install_error_handlers
+from shared.kernel.settings import Settings
+from shared.web.audit import AuditMiddleware, audit_router, record_in_transaction
+from shared.web.auth import Authenticator
+from shared.web.hardening import install_hardening
+from shared.web.metrics import Metrics
+from shared.web.policy import RouteRule
+
+log = logging.getLogger("obruten.app")
+# How long shutdown waits for the relay, the consumers and background loops to stop.
+SHUTDOWN_WAIT_SECONDS = 10.0
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """Where a task is suspended, outermost first (the await chain of its coroutine)."""
+    where: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_qualname} ({frame.f_code.co_filename}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
+
+
+@dataclass
+class ConsumerSpec:
+    group_id: str
+    topics: Sequence[str]
+    handler: Handler
+    after_batch: BatchHook | None = None
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    routers: Sequence[APIRouter]
+    # The service's append-only audit trail (shared.web.audit.audit_table); every service has one.
+    audit: Table
+    outbox: Outbox | None = None
+    inbox: Table | None = None
+    consumers: Sequence[ConsumerSpec] = ()
+    # Extra long-running tasks (a scheduler, a webhook sender), given the app.
+    background: Sequence[Callable[[FastAPI], Any]] = field(default_factory=tuple)
+    # Resources a service keeps for its lifetime (an HTTP client to another service): run
+    # once the database is set up and before consumers start, and after they stop.
+    on_startup: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
+    on_shutdown: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
+    # Which resource and action each of its routes is about (services/<service>/policy.py).
+    routes: Mapping[tuple[str, str], RouteRule] = field(default_factory=dict)
+
+
+def _start_workers(
+    app: FastAPI, spec: ServiceSpec, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> tuple[list[asyncio.Task[Any]], list[Any]]:
+    """The relay, the consumers and the background loops, started; with what closes each."""
+    tasks: list[asyncio.Task[Any]] = []
+    closers: list[Any] = []
+    if spec.outbox is not None:
+        relay = OutboxRelay(spec.outbox, sessionmaker, settings, lock_name=spec.name)
+        app.state.relay = relay
+
+        def wake_relay(session: AsyncSession) -> None:
+            if session.info.get("outbox_written"):
+                relay.wake.set()
+
+        app.state.commit_hooks.register(wake_relay)
+        tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
+        closers.append(relay.close)
+    app.state.consumers = []
+    for cs in spec.consumers:
+        consumer = EventConsumer(
+            settings=settings,
+            group_id=cs.group_id,
+            topics=cs.topics,
+            sessionmaker=sessionmaker,
+            inbox=_require(spec.inbox, "a service with consumers needs an inbox table"),
+            handler=cs.handler,
+            after_batch=cs.after_batch,
+            after_commit=app.state.commit_hooks,
+        )
+        app.state.consumers.append(consumer)
+        tasks.append(asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer-{cs.group_id}"))
+        closers.append(consumer.close)
+    for start in spec.background:
+        tasks.append(asyncio.create_task(start(app)))
+    return tasks, closers
+
+
+async def _stop_workers(tasks: list[asyncio.Task[Any]], closers: list[Any]) -> None:
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        # Bounded: a task stuck in a client library's cleanup must not hold up the
+        # shutdown (an orchestrator would kill the process with everything in it).
+        _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT_SECONDS)
+        for task in pending:
+            awaiting = _awaiting(task)
+            log.warning(
+                "background task %s did not stop in time; suspended in %s",
+                task.get_name(),
+                " > ".join(awaiting),
+                extra={"task": task.get_name(), "awaiting": awaiting},
+            )
+    for close in closers:
+        with contextlib.suppress(Exception):
+            await close()
+
+
+def _lifespan(
+    spec: ServiceSpec, settings: Settings
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.service_database_url(spec.name), pool_size=settings.database_pool_size)
+        sessionmaker = make_sessionmaker(engine)
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        for startup in spec.on_startup:
+            await startup(app)
+        tasks, closers = _start_workers(app, spec, settings, sessionmaker)
+        try:
+            yield
+        finally:
+            await _stop_workers(tasks, closers)
+            for shutdown in spec.on_shutdown:
+                with contextlib.suppress(Exception):
+                    await shutdown(app)
+            await engine.dispose()
+
+    return lifespan
+
+
+def _add_operations(app: FastAPI, spec: ServiceSpec, settings: Settings, metrics: Metrics) -> None:
+    """/healthz, /readyz and /metrics: outside /v1, for the orchestrator and the scraper."""
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready: the database answers and the broker accepts connections."""
+        checks = {"database": await _database_ok(request.app.state.sessionmaker), "broker": await _broker_ok(settings)}
+        ok = all(checks.values())
+        return JSONResponse(
+            {
+                "status": "ready" if ok else "unavailable",
+                "checks": {k: "ok" if v else "down" for k, v in checks.items()},
+            },
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics_endpoint(request: Request) -> Response:
+        if spec.outbox is not None:
+            with contextlib.suppress(Exception):
+                async with request.app.state.sessionmaker() as session:
+                    count, age = await spec.outbox.backlog(session)
+                metrics.outbox_backlog.set(count)
+                metrics.outbox_oldest_age.set(age or 0)
+        return metrics.render()
+
+
+def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | None = None) -> FastAPI:
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="1.0.0",
+        lifespan=_lifespan(spec, settings),
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+    app.state.authenticator = Authenticator(settings)
+    app.state.service = spec.name
+    app.state.routes = dict(spec.routes)
+    app.state.outbox = spec.outbox
+    app.state.commit_hooks = CommitHooks()
+    app.state.audit_table = spec.audit
+    app.state.before_commit = record_in_transaction
+    metrics = Metrics(spec.name)
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    # Inside the hardening and metrics layers, so it sees the status the route produced.
+    app.add_middleware(AuditMiddleware, table=spec.audit)
+    metrics.install(app)
+    install_hardening(app, settings)
+
+    _add_operations(app, spec, settings, metrics)
+
+    for router in (*spec.routers, audit_router(spec.audit)):
+        app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(
+                get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+async def _database_ok(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    try:
+        async with sessionmaker() as session:
+            await asyncio.wait_for(session.execute(text("SELECT 1")), 3)
+        return True
+    except Exception:
+        return False
+
+
+async def _broker_ok(settings: Settings) -> bool:
+    for server in settings.kafka_servers().split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), 2)
+            writer.close()
+            return True
+        except (OSError, TimeoutError, ValueError):
+            continue
+    return False
+
+
+def _require(value: Table | None, message: str) -> Table:
+    if value is None:
+        raise RuntimeError(message)
+    return value

@@ -1,0 +1,140 @@
+"""The one authentication seam: every /v1 route depends on `authenticate`.
+
+Bearer JWTs from the city's identity provider are verified against a configured public key
+or JWKS URL (issuer, audience and expiry checked). The embedded default makes a local key
+pair and mints development tokens with `obruten token`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from shared.kernel.settings import Settings
+
+
+class Role(StrEnum):
+    admin = "admin"
+    caseworker = "caseworker"
+    district_manager = "district_manager"
+    school_coordinator = "school_coordinator"
+    protected_teaching = "protected_teaching"
+    health_staff = "health_staff"
+    central_analyst = "central_analyst"
+    service = "service"
+
+
+class Principal(BaseModel):
+    subject: str
+    roles: frozenset[Role]
+    district: str | None = None
+
+    def has(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+class Authenticator:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._key: Any = None
+        self._jwks: jwt.PyJWKClient | None = None
+        if settings.jwt_jwks_url:
+            self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True)
+        elif settings.jwt_public_key_file:
+            self._key = settings.jwt_public_key_file.read_bytes()
+
+    def verify(self, token: str) -> Principal:
+        if self._jwks is not None:
+            key: Any = self._jwks.get_signing_key_from_jwt(token).key
+        elif self._key is not None:
+            key = self._key
+        else:
+            raise jwt.InvalidTokenError("no verification key configured")
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=self.settings.jwt_algorithms,
+            audience=self.settings.jwt_audience,
+            issuer=self.settings.jwt_issuer,
+            options={"require": ["exp", "iat", "sub"]},
+        )
+        raw_roles = claims.get("roles", [])
+        if isinstance(raw_roles, str):
+            raw_roles = raw_roles.split()
+        roles = frozenset(Role(r) for r in raw_roles if r in Role.__members__)
+        district = claims.get("district")
+        return Principal(subject=str(claims["sub"]), roles=roles, district=district)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def authenticate(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    challenge = {"WWW-Authenticate": 'Bearer realm="obruten"'}
+    if credentials is None:
+        raise HTTPException(401, "Missing bearer token", headers=challenge)
+    authenticator: Authenticator = request.app.state.authenticator
+    try:
+        principal = authenticator.verify(credentials.credentials)
+    except (jwt.PyJWTError, ValueError) as exc:
+        raise HTTPException(401, f"Invalid token: {exc}", headers=challenge) from exc
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+def generate_keypair(directory: Path) -> tuple[Path, Path]:
+    """An ES256 key pair for the embedded default; kept if it already exists."""
+    directory.mkdir(parents=True, exist_ok=True)
+    private_path, public_path = directory / "jwt-private.pem", directory / "jwt-public.pem"
+    if not private_path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        private_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        private_path.chmod(0o600)
+        public_path.write_bytes(
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+    return private_path, public_path
+
+
+def mint_token(
+    private_key_pem: bytes,
+    *,
+    subject: str,
+    roles: list[str],
+    district: str | None = None,
+    issuer: str,
+    audience: str,
+    ttl_seconds: int = 8 * 3600,
+) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "roles": roles,
+        "iss": issuer,
+        "aud": audience,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "jti": str(uuid.uuid4()),
+    }
+    if district:
+        claims["district"] = district
+    return jwt.encode(claims, private_key_pem, algorithm="ES256")

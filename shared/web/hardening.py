@@ -1,0 +1,150 @@
+"""HTTP hardening every service gets from the skeleton: security headers, a request size
+limit, closed CORS unless configured, and a rate limit per client on write endpoints."""
+
+from __future__ import annotations
+
+from hashlib import sha256
+
+from fastapi import FastAPI
+from limits import parse
+from limits.aio.storage import MovingWindowSupport
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.kernel.errors import problem_response
+from shared.kernel.settings import Settings
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # The API serves JSON; only the interactive docs need scripts and styles from the page itself
+    # and the CDN that FastAPI's docs page loads them from.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+}
+DOCS_PATHS = ("/docs", "/redoc")
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class BodySizeLimit:
+    """Refuses request bodies over the limit with 413. The body is read (at most the limit)
+    before the app sees it, so a client cannot stream an unbounded body past a Content-Length
+    it did not send; the limit is small, so holding it in memory is cheap."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away; let the app see the disconnect
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            413, "request-too-large", "Request too large", f"Request bodies are limited to {self.max_bytes} bytes."
+        )
+        await response(scope, receive, send)
+
+
+class Hardening:
+    """The write rate limit and the security headers, as pure ASGI middleware: Starlette's
+    BaseHTTPMiddleware (`@app.middleware("http")`) runs the rest of the app in a task joined by
+    memory streams, which costs more per request than everything this layer does."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        # The async flavour of each storage is named with an `async+` prefix in `limits`.
+        storage = storage_from_string(f"async+{settings.rate_limit_storage}")
+        assert isinstance(storage, MovingWindowSupport)
+        self.limiter = MovingWindowRateLimiter(storage)
+        self.limit = parse(settings.rate_limit_writes)
+        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
+        self.docs_headers = [h for h in self.headers if h[0] != b"content-security-policy"]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        extra = self.docs_headers if path.startswith(DOCS_PATHS) else self.headers
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                # setdefault: a route that sets its own (e.g. Cache-Control) keeps it.
+                headers.extend(h for h in extra if h[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if scope["method"] in WRITE_METHODS and path.startswith("/v1/") and not await self._allowed(scope):
+            response = problem_response(
+                429,
+                "rate-limited",
+                "Too many requests",
+                f"Write requests are limited to {self.settings.rate_limit_writes}.",
+                path,
+            )
+            response.headers["Retry-After"] = "1"
+            await response(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    async def _allowed(self, scope: Scope) -> bool:
+        # Keyed by the bearer token (hashed) when there is one, else by address: one runaway
+        # integration cannot starve the others.
+        auth = b""
+        for name, value in scope.get("headers") or ():
+            if name == b"authorization":
+                auth = value
+                break
+        client = scope.get("client")
+        key = sha256(auth).hexdigest()[:32] if auth else (client[0] if client else "unknown")
+        service: str = scope["app"].state.service
+        return bool(await self.limiter.hit(self.limit, service, key))
+
+
+def install_hardening(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(Hardening, settings=settings)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )

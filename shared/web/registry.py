@@ -1,0 +1,83 @@
+"""The services of the suite, as the runner, the CLI, the migrations and the tests see them.
+
+Each service package has a `spec.py` whose `SERVICE` (a ServiceDefinition) says everything the
+tooling needs: its name, its app factory, its migrations, its settings class, its routes' access
+rules and the event types it emits. The list of services is in ONE place, pyproject.toml's
+entry-point group `obruten.services`; nothing in shared/ names a service. Adding one is one line
+there (`web = "services.web.spec:SERVICE"`) and `make install`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import Protocol
+
+from fastapi import FastAPI
+from pydantic_settings import BaseSettings
+
+from shared.contracts.envelope import EventType
+from shared.kernel.clock import Clock
+from shared.kernel.settings import Settings
+from shared.web.policy import RouteRule
+
+GROUP = "obruten.services"
+
+
+class AppFactory(Protocol):
+    def __call__(self, settings: Settings | None = None, clock: Clock | None = None) -> FastAPI: ...
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    create_app: AppFactory
+    # The service's Alembic directory; None for a service without a database.
+    migrations: Path | None
+    # Its own settings class (services/<service>/settings.py), else the shared one.
+    settings: type[BaseSettings] = Settings
+    routes: Mapping[tuple[str, str], RouteRule] = field(default_factory=dict)
+    # The event types it produces (declared in shared/contracts/).
+    emits: Sequence[EventType] = ()
+    # Where the service starts in `obruten run`: lower first.
+    order: int = 100
+
+
+def _load(ep: EntryPoint) -> ServiceDefinition:
+    definition = ep.load()
+    if not isinstance(definition, ServiceDefinition):
+        raise TypeError(f"entry point {ep.name} ({ep.value}) is not a ServiceDefinition")
+    if definition.name != ep.name:
+        raise ValueError(f"entry point {ep.name} names service {definition.name}")
+    return definition
+
+
+def names() -> list[str]:
+    """The registered services' names, without importing any of them (sorted by name)."""
+    return sorted(ep.name for ep in entry_points(group=GROUP))
+
+
+@cache
+def services() -> dict[str, ServiceDefinition]:
+    """Every registered service by name, in start order."""
+    found = [_load(ep) for ep in entry_points(group=GROUP)]
+    return {d.name: d for d in sorted(found, key=lambda d: (d.order, d.name))}
+
+
+@cache
+def service(name: str) -> ServiceDefinition:
+    """One service, importing only it (a container serving one service loads no other)."""
+    for ep in entry_points(group=GROUP, name=name):
+        return _load(ep)
+    raise KeyError(f"no service {name!r} is registered (pyproject.toml, entry points {GROUP})")
+
+
+def all_routes() -> dict[tuple[str, str], RouteRule]:
+    """The access rules of every registered service's routes."""
+    merged: dict[tuple[str, str], RouteRule] = {}
+    for definition in services().values():
+        merged.update(definition.routes)
+    return merged
