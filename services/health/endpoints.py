@@ -17,6 +17,7 @@ from shared.kernel.errors import check_district
 from shared.web.app import SettingsDep
 from shared.web.placement_client import PlacementClientDep
 from shared.web.policy import AccessDep, v1_router
+from shared.web.schemas import Limit, NameText, Offset
 
 # Who may call what, and which rows each caller sees: shared/web/policy.py.
 router = v1_router()
@@ -105,12 +106,11 @@ async def list_examinations(
     access: AccessDep,
     placement_id: uuid.UUID | None = None,
     child_id: uuid.UUID | None = None,
-    district: Annotated[str | None, Query(max_length=100)] = None,
+    district: Annotated[NameText | None, Query()] = None,
     kind: ExamKind | None = None,
     status: ExamStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    # Bounded so that a huge offset is a 422, not a bigint overflow in the database.
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> schemas.ExaminationPage:
     if district is not None:
         check_district(settings.districts, district, "query.district")

@@ -13,10 +13,10 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.health import ExamKind, ExamStatus
+from shared.web.schemas import Day, ShortText
 
 # PostgreSQL text cannot hold NUL, and no name needs a control character: refused here as a
 # 422 rather than failing in the database.
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 
 
 class Outcome(StrEnum):
@@ -35,12 +35,10 @@ class ExaminationCreate(BaseModel):
     status: ExamStatus = Field(
         description="`booked` for an appointment (today or later); an outcome to record one that already happened."
     )
-    date: dt.date = Field(description="The booked date, or the day it was completed, declined or missed.")
-    provider: str | None = Field(
+    date: Day = Field(description="The booked date, or the day it was completed, declined or missed.")
+    provider: ShortText | None = Field(
         default=None,
         min_length=1,
-        max_length=200,
-        pattern=NO_CONTROL_CHARACTERS,
         description="The clinic or professional. Kept in the record only, never published in events.",
     )
 
@@ -49,18 +47,16 @@ class ExaminationOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Outcome
-    date: dt.date = Field(description="The day it was completed, declined or missed; not in the future.")
+    date: Day = Field(description="The day it was completed, declined or missed; not in the future.")
 
 
 class ExaminationRebook(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    date: dt.date = Field(description="The new booked date: today or later.")
-    provider: str | None = Field(
+    date: Day = Field(description="The new booked date: today or later.")
+    provider: ShortText | None = Field(
         default=None,
         min_length=1,
-        max_length=200,
-        pattern=NO_CONTROL_CHARACTERS,
         description="A new provider; omitted keeps the current one.",
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import Query, status
@@ -14,10 +13,10 @@ from shared.contracts.placement import PlacementSnapshot
 from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
-from shared.kernel.errors import check_district
+from shared.kernel.errors import check_district, not_found
 from shared.web.app import SettingsDep
-from shared.web.policy import Access, AccessDep, ProtectedField, v1_router
-from shared.web.schemas import Limit, Offset
+from shared.web.policy import Access, AccessDep, Privileged, ProtectedField, v1_router
+from shared.web.schemas import Day, Limit, NameText, Offset
 
 # Who may call what, and which rows and fields each caller sees: shared/web/policy.py.
 router = v1_router()
@@ -52,7 +51,9 @@ async def _placement_out(session: SessionDep, access: Access, placement: Placeme
 async def _placement(
     session: SessionDep, access: Access, placement_id: uuid.UUID, *, for_update: bool = False
 ) -> Placement:
-    placement = await service.get_placement(session, placement_id, for_update=for_update)
+    if for_update:
+        return await service.lock_placement(session, placement_id, access)
+    placement = await service.get_placement(session, placement_id)
     access.check(placement.district, "placement")
     return placement
 
@@ -77,7 +78,7 @@ async def lookup_child(
     body: schemas.ChildLookup, session: SessionDep, clock: ClockDep, access: AccessDep
 ) -> schemas.ChildOut:
     """Find a child by personnummer. A POST, so the number never stands in a URL."""
-    return _child_out(access, await service.find_child(session, body.personnummer, clock=clock))
+    return _child_out(access, await service.find_child(session, body, access=access, clock=clock))
 
 
 @router.get("/children/{child_id}", response_model=schemas.ChildOut, tags=["children"])
@@ -94,11 +95,16 @@ async def update_child(
     clock: ClockDep,
     access: AccessDep,
 ) -> schemas.ChildOut:
-    child = await service.get_child(session, child_id)
+    child = await service.lock_child(session, child_id)
+    if child is None:
+        raise not_found("child")
     access.check(child.district, "child")
     if body.district is not None:
-        # Handing a child over to another district is the receiving district's or an admin's act.
+        # A transfer between districts (authorities of their own) needs a caller who sees both:
+        # a district-scoped role may name only its own district, so in effect an administrator.
         access.check_new(body.district, "body.district")
+    if body.protected_identity is False and child.protected_identity:
+        access.privileged(Privileged.lift_protection, "body.protected_identity")
     return _child_out(access, await service.update_child(session, child, body, settings=settings, clock=clock))
 
 
@@ -111,13 +117,16 @@ async def update_child(
 async def create_placement(
     body: schemas.PlacementCreate, session: SessionDep, settings: SettingsDep, clock: ClockDep, access: AccessDep
 ) -> schemas.PlacementOut:
-    """Record a placement. Refused while another placement of the child overlaps it."""
+    """Record a placement. Refused while another placement of the child overlaps it. Naming
+    the responsible caseworker (`caseworker`) is a district manager's or an administrator's act."""
     child = await service.lock_child(session, body.child_id)
     if child is not None:
         access.check(child.district, service.child_not_found("body.child_id"))
     access.check_new(body.district, "body.district")
     if child is None:
         raise service.child_not_found("body.child_id")
+    if body.caseworker is not None:
+        access.privileged(Privileged.name_caseworker, "body.caseworker")
     placement = await service.create_placement(session, child, body, settings=settings, clock=clock)
     access.resource_id = str(placement.id)
     return await _placement_out(session, access, placement)
@@ -128,9 +137,9 @@ async def list_placements(
     session: SessionDep,
     settings: SettingsDep,
     access: AccessDep,
-    district: Annotated[str | None, Query(max_length=100)] = None,
+    district: Annotated[NameText | None, Query()] = None,
     form: PlacementForm | None = None,
-    active_on: Annotated[date | None, Query(description="Only placements under way on this date.")] = None,
+    active_on: Annotated[Day | None, Query(description="Only placements under way on this date.")] = None,
     child_id: uuid.UUID | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
@@ -161,6 +170,9 @@ async def update_placement(
     access: AccessDep,
 ) -> schemas.PlacementOut:
     placement = await _placement(session, access, placement_id, for_update=True)
+    if "caseworker" in body.model_fields_set and body.caseworker != placement.caseworker:
+        # Who sees a protected location depends on this field: never the caller's own say.
+        access.privileged(Privileged.name_caseworker, "body.caseworker")
     updated = await service.update_placement(session, placement, body, settings=settings, clock=clock)
     return await _placement_out(session, access, updated)
 
@@ -191,6 +203,8 @@ async def move_placement(
     """End this placement and start the next one atomically (both events, or neither)."""
     placement = await _placement(session, access, placement_id, for_update=True)
     access.check_new(body.next.district, "body.next.district")
+    if body.next.caseworker is not None and body.next.caseworker != placement.caseworker:
+        access.privileged(Privileged.name_caseworker, "body.next.caseworker")
     ended, started = await service.move_placement(session, placement, body, settings=settings, clock=clock)
     ended_out, started_out = await _placements_out(session, access, [ended, started])
     return schemas.PlacementMoveOut(ended=ended_out, started=started_out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, Text, text
+from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -19,16 +19,23 @@ class Base(ServiceBase, DeclarativeBase):
 
 
 class Child(TimestampMixin, Base):
+    """A district's record of a child. Each district (an authority of its own, with secrecy
+    between districts) keeps its own: a personnummer is unique within a district, and a
+    district registering a child another district holds makes its own record, with the same
+    answer as for a child nobody holds. Reports count persons (personnummer), not records."""
+
     __tablename__ = "child"
 
     # The pseudonymous id everything else uses; it says nothing about the child.
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     # Normalised to 12 digits (YYYYMMDDNNNC). Only ever in request and response bodies.
-    personnummer: Mapped[str] = mapped_column(Text, unique=True)
+    personnummer: Mapped[str] = mapped_column(Text, index=True)
     coordination_number: Mapped[bool]
     birth_date: Mapped[date]
     protected_identity: Mapped[bool]
     district: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("district", "personnummer", name="uq_child_district_personnummer"),)
 
 
 class Placement(TimestampMixin, Base):

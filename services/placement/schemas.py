@@ -9,32 +9,36 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.placement import Duration, EndReason, Variant
 from shared.contracts.vocabulary import LegalBasis, PlacementForm
-from shared.web.schemas import LongText, ShortText
+from shared.web.schemas import Day, IdentityText, LongText, NameText, ShortText
 
 
 class ChildCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    personnummer: str = Field(
+    personnummer: IdentityText = Field(
         description="Personnummer or samordningsnummer, 10 or 12 digits, with or without separator.",
         examples=["20150312-2383"],
-        max_length=13,
     )
-    district: str = Field(description="Responsible district, as configured.", max_length=100)
+    district: NameText = Field(description="Responsible district, as configured.")
     protected_identity: bool = False
 
 
 class ChildUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    district: str | None = Field(default=None, max_length=100)
+    district: NameText | None = None
     protected_identity: bool | None = None
 
 
 class ChildLookup(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    personnummer: str = Field(max_length=13)
+    personnummer: IdentityText
+    district: NameText | None = Field(
+        default=None,
+        description="Each district keeps its own record of a child: whose to look up. A district-scoped caller "
+        "may name only their own (the default); an administrator names one when a number is registered in several.",
+    )
 
 
 class ChildOut(BaseModel):
@@ -52,13 +56,13 @@ class ChildOut(BaseModel):
 class PlacementFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    district: str = Field(max_length=100)
+    district: NameText
     form: PlacementForm
     variants: list[Variant] = Field(default_factory=list, max_length=len(Variant))
     legal_basis: LegalBasis
     duration: Duration = Duration.temporary
-    start_date: date
-    planned_end_date: date | None = None
+    start_date: Day
+    planned_end_date: Day | None = None
     school_change: bool = Field(description="Whether the placement means the child changes school.")
     caseworker: ShortText | None = Field(default=None, description="The responsible caseworker's user id.")
     location: LongText | None = Field(
@@ -80,8 +84,8 @@ class PlacementUpdate(BaseModel):
     variants: list[Variant] | None = Field(default=None, max_length=len(Variant))
     legal_basis: LegalBasis | None = None
     duration: Duration | None = None
-    start_date: date | None = None
-    planned_end_date: date | None = None
+    start_date: Day | None = None
+    planned_end_date: Day | None = None
     school_change: bool | None = None
     caseworker: ShortText | None = None
     location: LongText | None = None
@@ -90,7 +94,7 @@ class PlacementUpdate(BaseModel):
 class PlacementEnd(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    end_date: date = Field(description="The day the child left the placement.")
+    end_date: Day = Field(description="The day the child left the placement.")
     end_reason: EndReason
 
 
@@ -99,7 +103,7 @@ class PlacementMove(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    move_date: date = Field(description="The day the child leaves the old placement and starts the new one.")
+    move_date: Day = Field(description="The day the child leaves the old placement and starts the new one.")
     end_reason: EndReason = EndReason.moved
     next: PlacementFields = Field(description="The new placement; its start_date must equal move_date.")
 

@@ -15,6 +15,7 @@ from shared.kernel.errors import check_district, not_found
 from shared.web.app import SettingsDep
 from shared.web.placement_client import PlacementClientDep
 from shared.web.policy import Access, AccessDep, ProtectedField, v1_router
+from shared.web.schemas import Limit, NameText, Offset
 
 # Who may call what, and which rows and fields each caller sees: shared/web/policy.py.
 router = v1_router()
@@ -99,13 +100,13 @@ async def list_starts(
     session: SessionDep,
     settings: SettingsDep,
     access: AccessDep,
-    district: Annotated[str | None, Query(max_length=100)] = None,
+    district: Annotated[NameText | None, Query()] = None,
     placement_id: uuid.UUID | None = None,
     open_: Annotated[
         bool | None, Query(alias="open", description="Only starts without (true) or with (false) an end.")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> schemas.SchoolStartPage:
     if district is not None:
         check_district(settings.districts, district, "query.district")

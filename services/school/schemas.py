@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.contracts.school import Provision, SchoolEndReason
+from shared.web.schemas import Day, ShortText
 
 # Skolenhetskod: the 8-digit code Skolverket gives each school unit (no check digit).
 SchoolUnitCode = Annotated[
@@ -29,11 +30,11 @@ class SchoolPlanCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     placement_id: uuid.UUID
-    drawn_up_on: date = Field(description="The day the school plan was drawn up.")
+    drawn_up_on: Day = Field(description="The day the school plan was drawn up.")
     planned_provision: Provision | None = None
     planned_school_unit_code: SchoolUnitCode | None = None
-    responsible: str | None = Field(
-        default=None, max_length=200, description="Who is responsible for the plan. Kept in the record only."
+    responsible: ShortText | None = Field(
+        default=None, description="Who is responsible for the plan. Kept in the record only."
     )
 
 
@@ -57,7 +58,7 @@ class SchoolStartCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     placement_id: uuid.UUID
-    start_date: date = Field(description="The first day the child attended.")
+    start_date: Day = Field(description="The first day the child attended.")
     school_unit_code: SchoolUnitCode | None = None
     provision: TeachingProvision | None = None
 
@@ -86,7 +87,7 @@ class SchoolEndCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     placement_id: uuid.UUID
-    end_date: date = Field(description="The day the child stopped attending.")
+    end_date: Day = Field(description="The day the child stopped attending.")
     reason: SchoolEndReason
 
 

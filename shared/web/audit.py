@@ -51,6 +51,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import problem_response
 from shared.web.policy import Access, v1_router
+from shared.web.schemas import Instant, NameText, Offset, ShortText
 
 log = logging.getLogger("obruten.audit")
 
@@ -98,7 +99,7 @@ def _row(scope: Scope, access: Access, status: int) -> dict[str, Any]:
         "subject": access.principal.subject,
         "roles": sorted(access.principal.roles),
         "district": access.principal.district,
-        "action": rule.action.value if rule else None,
+        "action": ":".join([rule.action.value, *access.acts]) if rule else None,
         "resource_type": rule.resource.value if rule else None,
         "resource_id": access.resource_id,
         "method": scope["method"],
@@ -303,13 +304,13 @@ def audit_router(table: Table) -> APIRouter:
     async def list_audit(
         request: Request,
         session: SessionDep,
-        subject: Annotated[str | None, Query(max_length=200)] = None,
-        resource_type: Annotated[str | None, Query(max_length=100)] = None,
-        resource_id: Annotated[str | None, Query(max_length=100)] = None,
-        from_: Annotated[datetime | None, Query(alias="from")] = None,
-        to: Annotated[datetime | None, Query()] = None,
+        subject: Annotated[ShortText | None, Query()] = None,
+        resource_type: Annotated[NameText | None, Query()] = None,
+        resource_id: Annotated[NameText | None, Query()] = None,
+        from_: Annotated[Instant | None, Query(alias="from")] = None,
+        to: Annotated[Instant | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+        offset: Offset = 0,
     ) -> Any:
         stmt = select(table)
         if subject is not None:

@@ -30,7 +30,10 @@ Protected fields
     `location` and the school unit codes are stored but answered as null except to the roles in
     PROTECTED_FIELDS, and for `location` also to the caseworker named on the placement (its
     `caseworker` is their token's subject): whoever placed the child must be able to reach it.
-    Events, alerts, webhooks, reports and logs never carry them, whoever asks.
+    An examination's `provider` likewise. Events, alerts, webhooks, reports and logs never carry
+    them, whoever asks. A service that has not (yet) learnt whether a child is protected treats
+    it as protected. Privileged changes (PRIVILEGED: 403 for other roles, audited as
+    `write:<change>`) decide who sees them.
 
 Aggregate reports (`/v1/reports/...`) are not personal data: small counts are suppressed, so the
 roles reading them are not district-scoped.
@@ -52,6 +55,7 @@ from sqlalchemy import ColumnElement, false, or_, true
 
 from shared.kernel.errors import Problem, not_found
 from shared.web.auth import Principal, Role, authenticate
+from shared.web.schemas import has_control
 
 log = logging.getLogger("obruten.policy")
 
@@ -89,6 +93,15 @@ class Scope(StrEnum):
 class ProtectedField(StrEnum):
     location = "location"
     school_unit = "school_unit"
+    provider = "provider"  # an examination's clinic: it can reveal where the child lives
+
+
+class Privileged(StrEnum):
+    """Writes that decide who sees a protected field: never open to whom they would open it.
+    (Setting protected identity is open to caseworkers: the safe direction.)"""
+
+    name_caseworker = "name_caseworker"  # `caseworker` of a placement: who then sees its location
+    lift_protection = "lift_protection"  # a child's protected_identity, true -> false
 
 
 R = frozenset({Action.read})
@@ -155,6 +168,12 @@ PROTECTED_FIELDS: dict[ProtectedField, frozenset[Role]] = {
     ProtectedField.location: frozenset({Role.admin, Role.district_manager}),
     # Only the teaching team may know where a protected child goes to school (Lärteamet).
     ProtectedField.school_unit: frozenset({Role.admin, Role.protected_teaching}),
+    ProtectedField.provider: frozenset({Role.admin, Role.district_manager}),  # not city-wide health staff
+}
+
+PRIVILEGED: dict[Privileged, frozenset[Role]] = {
+    Privileged.name_caseworker: frozenset({Role.admin, Role.district_manager}),
+    Privileged.lift_protection: frozenset({Role.admin, Role.district_manager}),
 }
 
 
@@ -218,6 +237,7 @@ class Access:
     # Set when a route applied the row scope; a scoped 2xx without it is a route bug (fail closed).
     scoped: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    acts: list[str] = field(default_factory=list)
 
     @property
     def unrestricted(self) -> bool:
@@ -251,14 +271,7 @@ class Access:
         self.scoped = True
         if self.unrestricted or (Scope.district in self.scopes and district == self.principal.district):
             return
-        self.denied = True
-        raise Problem(
-            403,
-            "forbidden-district",
-            "Another district",
-            "This role may only record for its own district.",
-            field=field_name,
-        )
+        raise self._another_district(field_name, "This role may only record for its own district.")
 
     def require_district(self, requested: str, field_name: str = "query.district") -> None:
         """A request that must name a district (a district's row-level list): 403 unless the
@@ -266,10 +279,7 @@ class Access:
         self.scoped = True
         if self.unrestricted or (Scope.district in self.scopes and requested == self.principal.district):
             return
-        self.denied = True
-        raise Problem(
-            403, "forbidden-district", "Another district", "This role sees its own district only.", field=field_name
-        )
+        raise self._another_district(field_name)
 
     def list_filter(
         self,
@@ -285,14 +295,7 @@ class Access:
         if requested is not None and not self.unrestricted:
             own = Scope.district in self.scopes and requested == self.principal.district
             if not own and Scope.protected not in self.scopes:
-                self.denied = True
-                raise Problem(
-                    403,
-                    "forbidden-district",
-                    "Another district",
-                    "This role sees its own district only.",
-                    field=field_name,
-                )
+                raise self._another_district(field_name)
         if self.unrestricted:
             return true()
         clauses: list[ColumnElement[bool]] = []
@@ -301,6 +304,18 @@ class Access:
         if Scope.protected in self.scopes and protected is not None:
             clauses.append(protected)
         return or_(*clauses) if clauses else false()
+
+    def _another_district(self, field_name: str, detail: str = "This role sees its own district only.") -> Problem:
+        self.denied = True
+        return Problem(403, "forbidden-district", "Another district", detail, field=field_name)
+
+    def privileged(self, change: Privileged, field_name: str) -> None:
+        """A privileged change: 403 unless a role may make it; audited as `write:<change>`."""
+        self.acts.append(change.value)
+        if not self.principal.has(*PRIVILEGED[change]):
+            self.denied = True
+            detail = f"Only {' or '.join(sorted(PRIVILEGED[change]))} may make this change."
+            raise Problem(403, "forbidden-change", "Not this role's change", detail, field=field_name)
 
     def sees(self, protected_field: ProtectedField, *, responsible: str | None = None) -> bool:
         """Whether a protected child's field is answered to this caller (else null)."""
@@ -329,9 +344,12 @@ async def authorize(request: Request, principal: Annotated[Principal, Depends(au
         log.error("route has no access rule; refused", extra={"method": request.method, "route": template})
         access.denied = True
         raise Problem(403, "forbidden", "Forbidden", "This operation is not open to any role.")
-    if rule.id_param is not None:
-        value = request.path_params.get(rule.id_param)
-        access.resource_id = str(value) if value is not None else None
+    value = request.path_params.get(rule.id_param) if rule.id_param else None
+    if value is not None and has_control(str(value)):
+        # No record is named so; audited with the characters escaped (text cannot hold NUL).
+        access.resource_id = ascii(str(value))[1:-1][:100]
+        raise not_found(rule.resource.value)
+    access.resource_id = str(value) if value is not None else None
     roles = granting_roles(principal, rule.resource, rule.action)
     if not roles:
         access.denied = True

@@ -71,6 +71,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.kernel.errors import check_district, invalid
 from shared.kernel.settings import Settings
 from shared.web.app import SettingsDep
+from shared.web.schemas import Day, NameText
 
 HIDDEN: Literal["*"] = "*"
 TOTAL = "total"
@@ -152,8 +153,8 @@ def check_period(first: date, last: date, settings: Settings) -> Period:
 
 def period_query(
     settings: SettingsDep,
-    first: Annotated[date, Query(alias="from", description="First day of the period (YYYY-MM-DD).")],
-    last: Annotated[date, Query(alias="to", description="Last day of the period, included (YYYY-MM-DD).")],
+    first: Annotated[Day, Query(alias="from", description="First day of the period (YYYY-MM-DD).")],
+    last: Annotated[Day, Query(alias="to", description="Last day of the period, included (YYYY-MM-DD).")],
 ) -> Period:
     return check_period(first, last, settings)
 
@@ -164,7 +165,7 @@ PeriodDep = Annotated[Period, Depends(period_query)]
 def district_query(
     settings: SettingsDep,
     district: Annotated[
-        str | None, Query(max_length=100, description="Only this district's row (and a `total` row for it).")
+        NameText | None, Query(description="Only this district's row (and a `total` row for it).")
     ] = None,
 ) -> str | None:
     if district is not None:

@@ -18,6 +18,7 @@ from shared.kernel.errors import check_district
 from shared.web.app import SettingsDep
 from shared.web.auth import PrincipalDep
 from shared.web.policy import AccessDep, v1_router
+from shared.web.schemas import Limit, NameText, Offset
 
 # Who may call what, and which alerts each caller sees: shared/web/policy.py. A webhook sends alert
 # data to any URL, so only administrators manage them.
@@ -34,12 +35,12 @@ async def list_alerts(
     session: SessionDep,
     settings: SettingsDep,
     access: AccessDep,
-    district: Annotated[str | None, Query(max_length=100)] = None,
-    rule: Annotated[str | None, Query(description=f"One of: {', '.join(RULE_NAMES)}.")] = None,
+    district: Annotated[NameText | None, Query()] = None,
+    rule: Annotated[NameText | None, Query(description=f"One of: {', '.join(RULE_NAMES)}.")] = None,
     status: AlertStatus | None = None,
     placement_id: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> schemas.AlertPage:
     """Alerts, newest change first. A pre-warning has status `warning`."""
     if district is not None:

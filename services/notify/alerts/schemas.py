@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.alerts import AlertStatus
+from shared.web.schemas import LongText
 
 
 class _Out(BaseModel):
@@ -70,9 +71,8 @@ class AlertPage(BaseModel):
 class Acknowledge(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(
+    note: LongText | None = Field(
         default=None,
-        max_length=2000,
         description="What is being done. Kept behind the API, never in events or webhooks; "
         "do not write a personnummer, a name or an address here.",
     )

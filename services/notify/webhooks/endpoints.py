@@ -17,6 +17,7 @@ from shared.kernel.errors import check_district, invalid
 from shared.web.app import SettingsDep
 from shared.web.auth import PrincipalDep
 from shared.web.policy import v1_router
+from shared.web.schemas import Limit, Offset
 
 # Who may call what, and which alerts each caller sees: shared/web/policy.py. A webhook sends alert
 # data to any URL, so only administrators manage them.
@@ -86,8 +87,8 @@ async def list_deliveries(
         Literal["pending", "delivered", "dead", "cancelled"] | None,
         Query(description="`dead`: the dead-letter list, deliveries that failed every attempt."),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> schemas.WebhookDeliveryPage:
     """Every delivery with every attempt made (time, HTTP status or error, duration)."""
     rows, total = await service.list_deliveries(session, webhook_id, status=status, limit=limit, offset=offset)

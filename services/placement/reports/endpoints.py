@@ -3,7 +3,6 @@ suppression and format rules in shared/web/reports.py and report_routes.py."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import Query
@@ -16,6 +15,7 @@ from shared.web.app import SettingsDep
 from shared.web.policy import v1_router
 from shared.web.report_routes import TAGS, FormatDep, add_period_report, report_responses, respond
 from shared.web.reports import FORMAT_DOC, SUPPRESSION_DOC, DistrictDep
+from shared.web.schemas import Day
 
 router = v1_router()
 
@@ -91,7 +91,7 @@ async def long_temporary_report(
     clock: ClockDep,
     district: DistrictDep,
     fmt: FormatDep,
-    on: Annotated[date | None, Query(description="The day to look at (YYYY-MM-DD); today when omitted.")] = None,
+    on: Annotated[Day | None, Query(description="The day to look at (YYYY-MM-DD); today when omitted.")] = None,
 ) -> Response:
     day = on if on is not None else clock.today()
     report = await reports.long_temporary(session, day, settings=settings, clock=clock, district=district)

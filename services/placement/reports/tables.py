@@ -24,7 +24,7 @@ from sqlalchemy import Date, func, literal, select
 from sqlalchemy.dialects.postgresql import DATERANGE
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.placement.models import Placement
+from services.placement.models import Child, Placement
 from shared.contracts.placement import Duration, EndReason
 from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.clock import Clock
@@ -92,6 +92,11 @@ class LongTemporaryReport(Report[LongTemporaryRow]):
 # --- queries --------------------------------------------------------------------------------
 
 
+# Whom a cell counts: the person, not a district's record of the child. Each district keeps its
+# own record (models.Child), so a child two districts know is one person in the city's figures.
+PERSON = Child.personnummer
+
+
 def _rows(settings: Settings, district: str | None) -> list[str]:
     return [district] if district is not None else list(settings.districts)
 
@@ -99,12 +104,16 @@ def _rows(settings: Settings, district: str | None) -> list[str]:
 def placed_children_hits(period: Period) -> Hits:
     covered = func.daterange(Placement.start_date, Placement.end_date, literal("[)"), type_=DATERANGE)
     wanted = func.daterange(literal(period.from_, Date), literal(period.to, Date), literal("[]"), type_=DATERANGE)
-    return select(
-        Placement.district.label("row_key"),
-        Placement.form.label("col_key"),
-        Placement.child_id.label("unit"),
-        Placement.child_id.label("child"),
-    ).where(covered.op("&&")(wanted))
+    return (
+        select(
+            Placement.district.label("row_key"),
+            Placement.form.label("col_key"),
+            PERSON.label("unit"),
+            PERSON.label("child"),
+        )
+        .join(Child, Child.id == Placement.child_id)
+        .where(covered.op("&&")(wanted))
+    )
 
 
 async def placed_children(
@@ -130,12 +139,16 @@ async def placed_children(
 
 
 def endings_hits(period: Period) -> Hits:
-    return select(
-        Placement.district.label("row_key"),
-        Placement.end_reason.label("col_key"),
-        Placement.id.label("unit"),
-        Placement.child_id.label("child"),
-    ).where(Placement.end_date.between(period.from_, period.to))
+    return (
+        select(
+            Placement.district.label("row_key"),
+            Placement.end_reason.label("col_key"),
+            Placement.id.label("unit"),
+            PERSON.label("child"),
+        )
+        .join(Child, Child.id == Placement.child_id)
+        .where(Placement.end_date.between(period.from_, period.to))
+    )
 
 
 async def endings(
@@ -161,16 +174,20 @@ async def endings(
 
 
 def long_temporary_hits(on: date, started_before: date) -> Hits:
-    return select(
-        Placement.district.label("row_key"),
-        literal(LONG_TEMPORARY).label("col_key"),
-        Placement.id.label("unit"),
-        Placement.child_id.label("child"),
-    ).where(
-        Placement.duration == Duration.temporary.value,
-        Placement.start_date < started_before,
-        # Under way on `on`: the placement covers [start_date, end_date).
-        Placement.end_date.is_(None) | (Placement.end_date > on),
+    return (
+        select(
+            Placement.district.label("row_key"),
+            literal(LONG_TEMPORARY).label("col_key"),
+            Placement.id.label("unit"),
+            PERSON.label("child"),
+        )
+        .join(Child, Child.id == Placement.child_id)
+        .where(
+            Placement.duration == Duration.temporary.value,
+            Placement.start_date < started_before,
+            # Under way on `on`: the placement covers [start_date, end_date).
+            Placement.end_date.is_(None) | (Placement.end_date > on),
+        )
     )
 
 

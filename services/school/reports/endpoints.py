@@ -16,6 +16,7 @@ from shared.web.app import SettingsDep
 from shared.web.policy import AccessDep, v1_router
 from shared.web.report_routes import TAGS, FormatDep, add_period_report, report_responses, respond
 from shared.web.reports import FORMAT_DOC, SUPPRESSION_DOC, PeriodDep, district_query
+from shared.web.schemas import NameText
 
 router = v1_router()
 
@@ -115,7 +116,7 @@ async def school_start_list(
     settings: SettingsDep,
     clock: ClockDep,
     period: PeriodDep,
-    district: Annotated[str, Query(max_length=100, description="The district whose placements to list.")],
+    district: Annotated[NameText, Query(description="The district whose placements to list.")],
     fmt: FormatDep,
     access: AccessDep,
 ) -> Response:
