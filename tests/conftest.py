@@ -36,6 +36,10 @@ from tests.fixtures.support import Tokens
 SERVICES = [name for name in available_services() if registered(name).migrations is not None]
 
 
+# The embedded server's log file, when the session started one (tests grep it for leaks).
+PG_LOG: list[Path] = []
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     url = os.environ.get("OBRUTEN_TEST_DATABASE_URL")
@@ -47,11 +51,19 @@ def pg_url() -> Iterator[str]:
     # starts resets that root to 0700, failing the initdb of a session running beside it.
     root = Path(tempfile.mkdtemp(prefix="obruten-test-pg-"))
     server = EmbeddedPostgres(root / "data", delete_on_stop=True)
+    PG_LOG.append(server.log_file)
     try:
         yield server.url()
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_log(pg_url: str) -> Path:
+    if not PG_LOG:
+        pytest.skip("the database server is external (OBRUTEN_TEST_DATABASE_URL): its log is not ours to read")
+    return PG_LOG[0]
 
 
 @pytest.fixture(scope="session")

@@ -9,22 +9,36 @@ from fastapi import Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.health import schemas, service
-from services.health.models import Examination
+from services.health.models import Examination, placement_view
+from shared.bus.placement_copy import protected_placements
 from shared.contracts.health import ExamKind, ExamStatus
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district
 from shared.web.app import SettingsDep
 from shared.web.placement_client import PlacementClientDep
-from shared.web.policy import AccessDep, v1_router
+from shared.web.policy import Access, AccessDep, ProtectedField, v1_router
 from shared.web.schemas import Limit, NameText, Offset
 
 # Who may call what, and which rows each caller sees: shared/web/policy.py.
 router = v1_router()
 
 
-async def _detail(session: AsyncSession, exam: Examination) -> schemas.ExaminationDetail:
-    out = schemas.ExaminationOut.model_validate(exam)
+async def _exams_out(session: AsyncSession, access: Access, exams: list[Examination]) -> list[schemas.ExaminationOut]:
+    """A protected child's `provider` (the clinic, which can reveal where the child lives) is
+    null unless the policy grants it (shared/web/policy.py, PROTECTED_FIELDS)."""
+    protected = await protected_placements(session, placement_view, {e.placement_id for e in exams})
+    out = []
+    for exam in exams:
+        item = schemas.ExaminationOut.model_validate(exam)
+        if exam.placement_id in protected and not access.sees(ProtectedField.provider):
+            item.provider = None
+        out.append(item)
+    return out
+
+
+async def _detail(session: AsyncSession, access: Access, exam: Examination) -> schemas.ExaminationDetail:
+    [out] = await _exams_out(session, access, [exam])
     steps = [schemas.StatusOut.model_validate(s) for s in await service.history(session, exam.id)]
     return schemas.ExaminationDetail(**out.model_dump(), history=steps)
 
@@ -46,7 +60,7 @@ async def create_examination(
     already happened (completed, declined or missed, not in the future)."""
     exam = await service.create_examination(session, body, client=client, clock=clock, access=access)
     access.resource_id = str(exam.id)
-    return await _detail(session, exam)
+    return await _detail(session, access, exam)
 
 
 @router.post(
@@ -64,7 +78,7 @@ async def record_outcome(
 ) -> schemas.ExaminationDetail:
     """A booked examination was completed, declined or missed."""
     exam = await service.record_outcome(session, examination_id, body, client=client, clock=clock, access=access)
-    return await _detail(session, exam)
+    return await _detail(session, access, exam)
 
 
 @router.post(
@@ -83,7 +97,7 @@ async def rebook(
     """Book a declined or missed examination again, or move a booked one to a new date.
     The history keeps the earlier statuses."""
     exam = await service.rebook(session, examination_id, body, client=client, clock=clock, access=access)
-    return await _detail(session, exam)
+    return await _detail(session, access, exam)
 
 
 @router.get(
@@ -96,7 +110,7 @@ async def get_examination(
 ) -> schemas.ExaminationDetail:
     exam = await service.get_examination(session, examination_id)
     access.check(exam.district, "examination")
-    return await _detail(session, exam)
+    return await _detail(session, access, exam)
 
 
 @router.get("/examinations", response_model=schemas.ExaminationPage, tags=["examinations"])
@@ -119,5 +133,5 @@ async def list_examinations(
     ).where(access.list_filter(district, Examination.district))
     items, total = await service.list_examinations(session, stmt, limit=limit, offset=offset)
     return schemas.ExaminationPage(
-        items=[schemas.ExaminationOut.model_validate(e) for e in items], total=total, limit=limit, offset=offset
+        items=await _exams_out(session, access, items), total=total, limit=limit, offset=offset
     )

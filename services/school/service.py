@@ -21,10 +21,12 @@ from services.school import schemas
 from services.school.models import SchoolEnd, SchoolPlan, SchoolStart, outbox, placement_view
 from shared.bus.placement_copy import (
     PlacementClient,
+    get_placement_view,
     is_protected,
     placement_for_write,
     placement_not_found,
     require_placement,
+    upsert_placement,
 )
 from shared.contracts.school import (
     SCHOOL_ENDED,
@@ -59,6 +61,26 @@ async def protected_placements(session: AsyncSession, placement_ids: set[uuid.UU
     ).mappings()
     open_ = {r["placement_id"] for r in rows if not is_protected(r)}
     return placement_ids - open_
+
+
+async def confirmed_protected(session: AsyncSession, client: PlacementClient, placement: RowMapping) -> bool:
+    """Whether the child is protected, as the placement service says now (fail closed).
+
+    The local copy can lag behind a protection just set (consumer lag, a broker outage), so it
+    alone can only say "protected". Before an event would carry a school unit, the placement
+    service is asked; its answer refreshes the copy. No answer counts as protected.
+    """
+    if is_protected(placement):
+        return True
+    try:
+        snapshot = await client.fetch(placement["placement_id"])
+    except Problem:
+        return True
+    if snapshot is None:
+        return True
+    await upsert_placement(session, placement_view, snapshot)
+    fresh = await get_placement_view(session, placement_view, placement["placement_id"])
+    return fresh is None or is_protected(fresh)
 
 
 async def check_placement(
@@ -197,6 +219,9 @@ async def create_start(
             "Another school start overlaps this one.",
             field="body.start_date",
         ) from exc
+    # Only the teaching team may know where a protected child goes to school: the event names
+    # the school unit only when the placement service has just confirmed the child unprotected.
+    publishable = code is not None and not await confirmed_protected(session, client, placement)
     await outbox.add(
         session,
         SCHOOL_STARTED,
@@ -208,8 +233,7 @@ async def create_start(
             district=start.district,
             start_date=start.start_date,
             provision=provision,
-            # Only the teaching team may know where a protected child goes to school.
-            school_unit_code=None if is_protected(placement) else code,
+            school_unit_code=code if publishable else None,
             placement_start_date=placement_start,
             school_change=school_change,
             days_to_school_start=start.days_to_school_start,

