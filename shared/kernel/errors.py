@@ -210,6 +210,15 @@ async def _handle_unavailable(request: Request, exc: Exception) -> JSONResponse:
 async def _handle_dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
     if exc.connection_invalidated or _connection_lost(exc):
         return await _handle_unavailable(request, exc)
+    if sqlstate(exc) in ("40001", "40P01"):
+        # A deadlock or serialization failure: nothing was written. Marked so that
+        # shared/web/contention.py runs the request again; 503 if it keeps losing.
+        log.warning("lock contention", extra={"path": request.url.path, "sqlstate": sqlstate(exc)})
+        detail = "Concurrent changes to the same records; nothing was written. Retry."
+        resp = problem_response(503, "contention", "Busy", detail, request.url.path)
+        resp.headers["x-obruten-contention"] = "1"
+        resp.headers["Retry-After"] = "1"
+        return resp
     log.exception("database error", extra={"path": request.url.path})
     return problem_response(500, "internal", "Internal error", None, request.url.path)
 

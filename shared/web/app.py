@@ -23,6 +23,7 @@ from shared.kernel.errors import document_problems, install_error_handlers
 from shared.kernel.settings import Settings
 from shared.web.audit import AuditMiddleware, audit_router, record_in_transaction
 from shared.web.auth import Authenticator
+from shared.web.contention import RetryOnContention
 from shared.web.hardening import install_hardening
 from shared.web.metrics import Metrics
 from shared.web.policy import RouteRule
@@ -215,6 +216,8 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
     metrics = Metrics(spec.name)
     app.state.metrics = metrics
     install_error_handlers(app)
+    # Innermost: a request that lost a deadlock is run again before the audit sees its answer.
+    app.add_middleware(RetryOnContention)
     # Inside the hardening and metrics layers, so it sees the status the route produced.
     app.add_middleware(AuditMiddleware, table=spec.audit)
     metrics.install(app)
