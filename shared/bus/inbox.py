@@ -17,9 +17,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.bus.kafka import ensure_topics, make_producer, stop_within, within
+from shared.bus.kafka import client_options, ensure_topics, make_producer, stop_within, within
 from shared.contracts.envelope import REGISTRY, CloudEvent
-from shared.contracts.topics import TOPIC_DEADLETTER, TOPICS
+from shared.contracts.topics import TOPIC_DEADLETTER, TOPIC_OWNERS, TOPICS
 from shared.kernel.errors import sqlstate
 from shared.kernel.settings import Settings
 
@@ -119,6 +119,9 @@ class EventConsumer:
         # Up to this many events share one transaction (one commit, one offset commit).
         self.max_batch = max_batch
         self.dead_lettered = 0
+        # Events refused because their source or type does not belong to the topic (forged or
+        # misrouted); each is also dead-lettered with the reason.
+        self.foreign = 0
         self._producer: AIOKafkaProducer | None = None
 
     async def run(self) -> None:
@@ -132,7 +135,7 @@ class EventConsumer:
                     "ensuring the topics",
                 )
                 consumer = AIOKafkaConsumer(
-                    bootstrap_servers=self.settings.kafka_servers(),
+                    **client_options(self.settings),
                     group_id=self.settings.topic(self.group_id),
                     enable_auto_commit=False,
                     auto_offset_reset="earliest",
@@ -187,11 +190,24 @@ class EventConsumer:
         etype = REGISTRY.get(event.type)
         if etype is None:
             raise PoisonEvent(f"unknown event type {event.type}")
+        self._check_owner(record.topic, event, etype.topic)
         try:
             etype.parse(event)
         except ValidationError as exc:
             raise PoisonEvent(f"invalid data: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from exc
         return event
+
+    def _check_owner(self, topic: str, event: CloudEvent, type_topic: str) -> None:
+        """Only the producer that owns a topic may speak on it: an event with another `source`
+        (or of a type another topic carries) is refused, whatever its version or data say."""
+        name = topic.removeprefix(self.settings.kafka_topic_prefix)
+        owner = TOPIC_OWNERS.get(name)
+        if owner is not None and event.source != owner:
+            self.foreign += 1
+            raise PoisonEvent(f"source {event.source[:100]!r} does not own topic {name} (its producer is {owner})")
+        if type_topic != name:
+            self.foreign += 1
+            raise PoisonEvent(f"event type {event.type} belongs on {type_topic}, not {name}")
 
     async def _process_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Apply one partition's batch in one transaction: one commit (one fsync) and one offset

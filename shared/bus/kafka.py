@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from shared.kernel.settings import Settings
 
@@ -18,12 +19,33 @@ log = logging.getLogger("obruten.kafka")
 T = TypeVar("T")
 
 
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Where the broker is and how to authenticate to it: every producer, consumer and admin
+    client of every service is built with these (shared/settings.py, kafka_security_protocol)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_servers(),
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+            certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
+            keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+        )
+    if settings.kafka_security_protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = password.get_secret_value() if password else None
+    return options
+
+
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     # acks="all": an event counts as published only once every in-sync replica has it.
     # The idempotent producer is left off because the embedded broker lacks it; duplicates
     # from retries are absorbed by the consumers' inbox (they de-duplicate on event id).
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_servers(),
+        **client_options(settings),
         acks="all",
         enable_idempotence=False,
         linger_ms=5,
@@ -35,9 +57,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
 async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:
     """Create the (prefixed) topics that do not exist yet; production brokers often
     disable auto-creation."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_servers(), request_timeout_ms=settings.kafka_request_timeout_ms
-    )
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=settings.kafka_request_timeout_ms)
     try:
         await admin.start()
         existing = set(await admin.list_topics())

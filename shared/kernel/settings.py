@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -56,6 +57,18 @@ class Settings(BaseSettings):
     # How long a publish may wait for the broker before the relay gives up and retries.
     kafka_request_timeout_ms: int = 10_000
     kafka_replication_factor: int = 1
+    # How each service authenticates to the broker (shared/kafka.py). The embedded broker speaks
+    # PLAINTEXT on 127.0.0.1; production uses SASL_SSL with SCRAM (a user per service, whose ACLs
+    # let it write only its own topic: docker-compose.yml) or SSL with a client certificate
+    # (mutual TLS: kafka_ssl_certfile and kafka_ssl_keyfile).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # The CA that signed the brokers' certificates (system CAs when unset).
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
 
     host: str = "127.0.0.1"
     placement_port: int = 8001
@@ -112,6 +125,16 @@ class Settings(BaseSettings):
     rate_limit_storage: str = "memory://"
     # Browser origins allowed to call the API; none unless configured.
     cors_allow_origins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _kafka_credentials_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError("OBRUTEN_KAFKA_SASL_USERNAME and OBRUTEN_KAFKA_SASL_PASSWORD are needed for SASL")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("mutual TLS needs both OBRUTEN_KAFKA_SSL_CERTFILE and OBRUTEN_KAFKA_SSL_KEYFILE")
+        return self
 
     def service_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))

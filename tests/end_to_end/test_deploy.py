@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from shared.bus.kafka import client_options, make_producer
+from shared.contracts.topics import TOPIC_DEADLETTER, TOPIC_OWNERS
 from shared.kernel.settings import Settings
 from shared.local.runner import available_services
 
@@ -58,3 +66,91 @@ def test_compose_database_url_selects_the_asyncpg_dialect_per_service() -> None:
     settings = Settings(database_url=env["OBRUTEN_DATABASE_URL"])
     url = settings.service_database_url("placement")
     assert url.startswith("postgresql+asyncpg://") and url.endswith("/obruten_placement")
+
+
+OWN_TOPIC = {svc: topic for topic, source in TOPIC_OWNERS.items() for svc in [source.rsplit("/", 1)[1]]}
+
+
+def acl_lines() -> list[tuple[str, str, str, str]]:
+    script = (ROOT / "deploy" / "kafka-acls.sh").read_text()
+    return re.findall(r"^allow (\w+) (\w+) (topic|group) (\S+)$", script, re.MULTILINE)
+
+
+def test_kafka_speaks_sasl_ssl_only_and_refuses_what_no_acl_allows() -> None:
+    kafka = compose()["services"]["kafka"]["environment"]
+    assert kafka["KAFKA_LISTENERS"].split(",") == ["SASL_SSL://:9092", "CONTROLLER://:9093"]
+    assert "PLAINTEXT://" not in kafka["KAFKA_ADVERTISED_LISTENERS"]
+    assert kafka["KAFKA_SASL_ENABLED_MECHANISMS"].startswith("SCRAM-")
+    assert kafka["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+
+
+def test_every_service_has_its_own_kafka_user_and_writes_only_its_own_topic() -> None:
+    services = compose()["services"]
+    users = {}
+    for name in available_services():
+        env = services[name]["environment"]
+        settings = Settings(
+            **{k.removeprefix("OBRUTEN_").lower(): v for k, v in env.items() if k.startswith("OBRUTEN_")}
+        )
+        assert settings.kafka_security_protocol == "SASL_SSL", name
+        assert settings.kafka_sasl_username == name
+        users[name] = env["OBRUTEN_KAFKA_SASL_PASSWORD"]
+    assert len(set(users.values())) == len(users), "a password per service"
+    writes: dict[str, set[str]] = {}
+    for user, operation, kind, resource in acl_lines():
+        assert operation in {"Read", "Write", "Describe"}, (user, operation)
+        if operation == "Write":
+            assert kind == "topic"
+            writes.setdefault(user, set()).add(resource)
+        if kind == "group":
+            assert resource == user, "a service reads with its own consumer group only"
+    for name in available_services():
+        own = OWN_TOPIC[name]
+        assert writes[name] - {TOPIC_DEADLETTER} == {own}, f"{name} writes {sorted(writes[name])}"
+    setup = services["kafka-setup"]
+    assert setup["command"] == ["/deploy/kafka-acls.sh"]
+    for name in available_services():
+        assert services[name]["depends_on"]["kafka-setup"]["condition"] == "service_completed_successfully"
+
+
+def self_signed_pem() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "obruten test CA")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+async def test_kafka_clients_are_built_with_the_configured_security(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(self_signed_pem())
+    settings = Settings(
+        kafka_bootstrap_servers="kafka:9092",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="school",
+        kafka_sasl_password="pw",
+        kafka_ssl_cafile=ca,
+    )
+    options = client_options(settings)
+    assert options["security_protocol"] == "SASL_SSL" and options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_username"] == "school" and options["sasl_plain_password"] == "pw"
+    assert options["ssl_context"] is not None
+    producer = make_producer(settings)  # built, not started: nothing connects
+    assert producer.client._security_protocol == "SASL_SSL"
+    assert producer.client._sasl_mechanism == "SCRAM-SHA-512"
+    assert "pw" not in repr(settings), "the password stays out of reprs and logs"
+    with pytest.raises(ValueError, match="SASL"):
+        Settings(kafka_security_protocol="SASL_SSL")
+    with pytest.raises(ValueError, match="mutual TLS"):
+        Settings(kafka_security_protocol="SSL", kafka_ssl_certfile=ca)
