@@ -18,9 +18,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from shared.kernel.settings import Settings
+from shared.web.schemas import ShortText
 
 
 class Role(StrEnum):
@@ -41,6 +42,23 @@ class Principal(BaseModel):
 
     def has(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
+
+
+_RoleName = Annotated[str, StringConstraints(max_length=64)]
+
+
+class Claims(BaseModel):
+    """The claims Obruten reads, as a validly signed token must carry them: anything else (roles
+    null, a number, a list of lists; a subject or district with control characters) is a 401."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sub: Annotated[ShortText, StringConstraints(min_length=1)]
+    # A list of role names, or one string of them separated by spaces.
+    roles: Annotated[list[_RoleName], Field(max_length=32)] | Annotated[str, StringConstraints(max_length=2000)] = (
+        Field(default_factory=list)
+    )
+    district: ShortText | None = None
 
 
 class Authenticator:
@@ -68,12 +86,14 @@ class Authenticator:
             issuer=self.settings.jwt_issuer,
             options={"require": ["exp", "iat", "sub"]},
         )
-        raw_roles = claims.get("roles", [])
-        if isinstance(raw_roles, str):
-            raw_roles = raw_roles.split()
+        try:
+            parsed = Claims.model_validate(claims)
+        except ValidationError:
+            # The claims' values stay out of the answer and the logs.
+            raise jwt.InvalidTokenError("malformed claims") from None
+        raw_roles = parsed.roles.split() if isinstance(parsed.roles, str) else parsed.roles
         roles = frozenset(Role(r) for r in raw_roles if r in Role.__members__)
-        district = claims.get("district")
-        return Principal(subject=str(claims["sub"]), roles=roles, district=district)
+        return Principal(subject=parsed.sub, roles=roles, district=parsed.district)
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -86,10 +106,15 @@ async def authenticate(
     if credentials is None:
         raise HTTPException(401, "Missing bearer token", headers=challenge)
     authenticator: Authenticator = request.app.state.authenticator
-    try:
-        principal = authenticator.verify(credentials.credentials)
-    except (jwt.PyJWTError, ValueError) as exc:
-        raise HTTPException(401, f"Invalid token: {exc}", headers=challenge) from exc
+    # The rate limit (shared/hardening.py) verified this very token already.
+    verified = getattr(request.state, "verified_token", None)
+    if verified is not None and verified[0] == credentials.credentials:
+        principal: Principal = verified[1]
+    else:
+        try:
+            principal = authenticator.verify(credentials.credentials)
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise HTTPException(401, f"Invalid token: {exc}", headers=challenge) from exc
     request.state.principal = principal
     return principal
 

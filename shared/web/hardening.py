@@ -3,8 +3,11 @@ limit, closed CORS unless configured, and a rate limit per client on write endpo
 
 from __future__ import annotations
 
+import math
+import time
 from hashlib import sha256
 
+import jwt
 from fastapi import FastAPI
 from limits import parse
 from limits.aio.storage import MovingWindowSupport
@@ -15,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.kernel.errors import problem_response
 from shared.kernel.settings import Settings
+from shared.web.auth import Authenticator
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -111,31 +115,53 @@ class Hardening:
                 message = {**message, "headers": headers}
             await send(message)
 
-        if scope["method"] in WRITE_METHODS and path.startswith("/v1/") and not await self._allowed(scope):
-            response = problem_response(
-                429,
-                "rate-limited",
-                "Too many requests",
-                f"Write requests are limited to {self.settings.rate_limit_writes}.",
-                path,
-            )
-            response.headers["Retry-After"] = "1"
-            await response(scope, receive, send_with_headers)
-            return
+        if scope["method"] in WRITE_METHODS and path.startswith("/v1/"):
+            key = self._client_key(scope)
+            service: str = scope["app"].state.service
+            if not await self.limiter.hit(self.limit, service, key):
+                response = problem_response(
+                    429,
+                    "rate-limited",
+                    "Too many requests",
+                    f"Write requests are limited to {self.settings.rate_limit_writes}.",
+                    path,
+                )
+                response.headers["Retry-After"] = str(await self._retry_after(service, key))
+                await response(scope, receive, send_with_headers)
+                return
         await self.app(scope, receive, send_with_headers)
 
-    async def _allowed(self, scope: Scope) -> bool:
-        # Keyed by the bearer token (hashed) when there is one, else by address: one runaway
-        # integration cannot starve the others.
-        auth = b""
-        for name, value in scope.get("headers") or ():
-            if name == b"authorization":
-                auth = value
-                break
+    def _client_key(self, scope: Scope) -> str:
+        """Whose budget a write spends: the verified token's subject (however the header is
+        spelt, and whichever of their tokens), else the client's address. One runaway
+        integration cannot starve the others, nor buy a fresh quota by re-spelling its header."""
+        token = _bearer(scope)
+        if token is not None:
+            authenticator: Authenticator = scope["app"].state.authenticator
+            try:
+                principal = authenticator.verify(token)
+            except (jwt.PyJWTError, ValueError):
+                principal = None
+            if principal is not None:
+                # A fresh dict: a server may share one state dict between requests. The route's
+                # authentication reuses the verification (shared/auth.py).
+                scope["state"] = {**(scope.get("state") or {}), "verified_token": (token, principal)}
+                return "sub:" + sha256(principal.subject.encode()).hexdigest()[:32]
         client = scope.get("client")
-        key = sha256(auth).hexdigest()[:32] if auth else (client[0] if client else "unknown")
-        service: str = scope["app"].state.service
-        return bool(await self.limiter.hit(self.limit, service, key))
+        return "addr:" + (client[0] if client else "unknown")
+
+    async def _retry_after(self, service: str, key: str) -> int:
+        """Whole seconds until the moving window admits this client's next write."""
+        stats = await self.limiter.get_window_stats(self.limit, service, key)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").strip().partition(" ")
+            return credentials.strip() or None if scheme.lower() == "bearer" else None
+    return None
 
 
 def install_hardening(app: FastAPI, settings: Settings) -> None:
