@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 from shared.bus.kafka import client_options, make_producer
 from shared.contracts.topics import TOPIC_DEADLETTER, TOPIC_OWNERS
 from shared.kernel.settings import Settings
+from shared.local.embedded import PRIVATE_LOG_SETTINGS
 from shared.local.runner import available_services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,3 +155,11 @@ async def test_kafka_clients_are_built_with_the_configured_security(tmp_path: Pa
         Settings(kafka_security_protocol="SASL_SSL")
     with pytest.raises(ValueError, match="mutual TLS"):
         Settings(kafka_security_protocol="SSL", kafka_ssl_certfile=ca)
+
+
+def test_the_compose_database_server_logs_no_statements_parameters_or_details() -> None:
+    command = compose()["services"]["postgres"]["command"]
+    assert command[0] == "postgres"
+    given = dict(arg.split("=", 1) for arg in command[2::2])
+    assert command[1::2] == ["-c"] * len(given)
+    assert given == PRIVATE_LOG_SETTINGS, "the production server is configured like the embedded one"

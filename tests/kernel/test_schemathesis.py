@@ -1,5 +1,6 @@
 """schemathesis against each service's OpenAPI, with an administrator's token, on a live uvicorn:
-no 5xx, and every response matches the documented schema. Bounded (few examples per operation)
+no 5xx, and every response matches the documented schema, also for the hostile values
+tests/fixtures/schemathesis_hooks.py feeds every parameter. Bounded (few examples per operation)
 and deterministic (a fixed seed); the run's summary is printed into the test output."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 from shared.kernel.settings import Settings
 
+ROOT = Path(__file__).resolve().parents[2]
 SEED = 20251
 MAX_EXAMPLES = 12
 CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance,status_code_conformance"
@@ -55,7 +57,13 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             cwd=tmp_path,
-            env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""},
+            env={
+                **os.environ,
+                "NO_COLOR": "1",
+                # NUL, control characters, huge integers, calendar ends in every parameter.
+                "SCHEMATHESIS_HOOKS": "tests.fixtures.schemathesis_hooks",
+                "PYTHONPATH": str(ROOT),
+            },
         )
         out, _ = await proc.communicate()
     summary = out.decode("utf-8", "replace")
