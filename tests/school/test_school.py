@@ -133,10 +133,16 @@ async def produce(settings: Settings, key: uuid.UUID, *values: bytes) -> None:
         await producer.stop()
 
 
-async def test_school_start_on_day_9_reports_9_days_on_the_bus(service_client, settings, clock):
+async def test_school_start_on_day_9_reports_9_days_on_the_bus(service_client, live_service, tokens, settings, clock):
     clock.set_today(DAY0 + timedelta(days=9))
     async with TopicTail(settings.kafka_servers(), settings.topic(TOPIC_SCHOOL)) as tail:
-        async with service_client("placement") as placement, service_client("school") as school:
+        # Live: before an event names a school unit, school asks placement whether the child is
+        # protected now (fail closed, services/school/service.py confirmed_protected).
+        async with (
+            live_service("placement") as url,
+            httpx.AsyncClient(base_url=url, headers=tokens.headers("admin")) as placement,
+            service_client("school", settings_override={"placement_url": url}) as school,
+        ):
             child_id = (await placement.post("/v1/children", json=child_body(1))).json()["id"]
             created = await placement.post("/v1/placements", json=placement_body(child_id, start=DAY0))
             assert created.status_code == 201, created.text
