@@ -33,7 +33,7 @@ allow() {
 for t in obruten.placement obruten.school obruten.health obruten.alerts obruten.deadletter; do topic "$t"; done
 for s in placement school health notify; do user "$s"; done
 
-# Each service writes its own topic only (shared/events.py TOPIC_OWNERS).
+# Each service writes its own topic only (shared/contracts/topics.py TOPIC_OWNERS).
 allow placement Write topic obruten.placement
 allow school Write topic obruten.school
 allow health Write topic obruten.health
@@ -51,7 +51,7 @@ allow notify Read topic obruten.health
 allow school Read group school
 allow health Read group health
 allow notify Read group notify
-# Every service lists the topics at start (shared/kafka.py ensure_topics).
+# Every service lists the topics at start (shared/bus/kafka.py ensure_topics).
 for s in placement school health notify; do
   for t in obruten.placement obruten.school obruten.health obruten.alerts obruten.deadletter; do
     allow "$s" Describe topic "$t"

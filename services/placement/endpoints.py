@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Query, status
 
-from services.placement import schemas, service
+from services.placement import children, schemas, service
 from services.placement.models import Child, Placement
 from shared.contracts.placement import PlacementSnapshot
 from shared.contracts.vocabulary import PlacementForm
@@ -69,7 +69,7 @@ async def create_child(
 ) -> schemas.ChildOut:
     """Register a child. The answer's `id` is the pseudonymous id used everywhere else."""
     access.check_new(body.district, "body.district")
-    child = await service.create_child(session, body, settings=settings, clock=clock)
+    child = await children.create_child(session, body, settings=settings, clock=clock)
     return _child_out(access, child)
 
 
@@ -78,7 +78,7 @@ async def lookup_child(
     body: schemas.ChildLookup, session: SessionDep, clock: ClockDep, access: AccessDep
 ) -> schemas.ChildOut:
     """Find a child by personnummer. A POST, so the number never stands in a URL."""
-    return _child_out(access, await service.find_child(session, body, access=access, clock=clock))
+    return _child_out(access, await children.find_child(session, body, access=access, clock=clock))
 
 
 @router.get("/children/{child_id}", response_model=schemas.ChildOut, tags=["children"])

@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 def client_options(settings: Settings) -> dict[str, Any]:
     """Where the broker is and how to authenticate to it: every producer, consumer and admin
-    client of every service is built with these (shared/settings.py, kafka_security_protocol)."""
+    client of every service is built with these (shared/kernel/settings.py, kafka_security_protocol)."""
     options: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_servers(),
         "security_protocol": settings.kafka_security_protocol,

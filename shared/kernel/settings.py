@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     # How long a publish may wait for the broker before the relay gives up and retries.
     kafka_request_timeout_ms: int = 10_000
     kafka_replication_factor: int = 1
-    # How each service authenticates to the broker (shared/kafka.py). The embedded broker speaks
+    # How each service authenticates to the broker (shared/bus/kafka.py). The embedded broker speaks
     # PLAINTEXT on 127.0.0.1; production uses SASL_SSL with SCRAM (a user per service, whose ACLs
     # let it write only its own topic: docker-compose.yml) or SSL with a client certificate
     # (mutual TLS: kafka_ssl_certfile and kafka_ssl_keyfile).

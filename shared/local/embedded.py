@@ -18,7 +18,7 @@ log = logging.getLogger("obruten.embedded")
 
 # What the server writes to its own log: never a statement, its parameters or the DETAIL of an
 # error (a unique violation's DETAIL quotes the key, e.g. a personnummer). The same settings are
-# the documented production configuration (docs/postgresql.md); `hide_parameters` (shared/db.py)
+# the documented production configuration (docs/postgresql.md); `hide_parameters` (shared/kernel/db.py)
 # covers only SQLAlchemy's own messages.
 PRIVATE_LOG_SETTINGS = {
     "log_min_error_statement": "panic",

@@ -106,7 +106,7 @@ async def authenticate(
     if credentials is None:
         raise HTTPException(401, "Missing bearer token", headers=challenge)
     authenticator: Authenticator = request.app.state.authenticator
-    # The rate limit (shared/hardening.py) verified this very token already.
+    # The rate limit (shared/web/hardening.py) verified this very token already.
     verified = getattr(request.state, "verified_token", None)
     if verified is not None and verified[0] == credentials.credentials:
         principal: Principal = verified[1]

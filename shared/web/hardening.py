@@ -144,7 +144,7 @@ class Hardening:
                 principal = None
             if principal is not None:
                 # A fresh dict: a server may share one state dict between requests. The route's
-                # authentication reuses the verification (shared/auth.py).
+                # authentication reuses the verification (shared/web/auth.py).
                 scope["state"] = {**(scope.get("state") or {}), "verified_token": (token, principal)}
                 return "sub:" + sha256(principal.subject.encode()).hexdigest()[:32]
         client = scope.get("client")

@@ -2,7 +2,7 @@
 
 Every free-text field and query parameter of every service is one of the text types
 below, every `offset` is `Offset`, every timestamp a request carries is
-`Instant`: tests/test_openapi_types.py walks every operation and fails on one that is not.
+`Instant`: tests/kernel/test_openapi_types.py walks every operation and fails on one that is not.
 """
 
 from __future__ import annotations

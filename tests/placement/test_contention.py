@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
-from tests.factories import child_body, placement_body
+from tests.fixtures.factories import child_body, placement_body
 
 
 async def test_a_move_and_a_new_placement_of_one_child_at_once_never_deadlock(service_client: Any, clock: Any) -> None:

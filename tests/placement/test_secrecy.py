@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 
-from tests.factories import child_body, luhn_pnr, placement_body
+from tests.fixtures.factories import child_body, luhn_pnr, placement_body
 
 FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")

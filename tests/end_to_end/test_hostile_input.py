@@ -12,10 +12,10 @@ from typing import Any
 import asyncpg
 import jwt
 import pytest
-from shared.migrate import _asyncpg_dsn
-from shared.settings import Settings
 
-from tests.factories import child_body
+from shared.kernel.settings import Settings
+from shared.local.migrate import _asyncpg_dsn
+from tests.fixtures.factories import child_body
 
 HUGE = str(2**63 + 1)
 

@@ -7,12 +7,12 @@ import json
 import uuid
 from typing import Any
 
-from services.placement.events import PLACEMENT_CHANGED, PLACEMENT_STARTED
-from shared.events import TOPIC_DEADLETTER, make_event
-from shared.settings import Settings
-
-from tests.support import TopicTail, eventually
-from tests.test_school import _connect, produce, snapshot
+from shared.contracts.envelope import make_event
+from shared.contracts.placement import PLACEMENT_CHANGED, PLACEMENT_STARTED
+from shared.contracts.topics import TOPIC_DEADLETTER
+from shared.kernel.settings import Settings
+from tests.fixtures.support import TopicTail, eventually
+from tests.school.test_school import _connect, produce, snapshot
 
 
 def forged(source: str, placement_id: uuid.UUID, child_id: uuid.UUID, clock: Any, *, version: int) -> bytes:

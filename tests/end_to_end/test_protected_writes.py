@@ -10,13 +10,13 @@ from typing import Any
 
 import asyncpg
 import httpx
-from shared.embedded import free_port
-from shared.events import TOPIC_SCHOOL
-from shared.migrate import _asyncpg_dsn
-from shared.settings import Settings
 
-from tests.factories import child_body, placement_body
-from tests.support import TopicTail, eventually
+from shared.contracts.topics import TOPIC_SCHOOL
+from shared.kernel.settings import Settings
+from shared.local.embedded import free_port
+from shared.local.migrate import _asyncpg_dsn
+from tests.fixtures.factories import child_body, placement_body
+from tests.fixtures.support import TopicTail, eventually
 
 LOCATION = "Skyddat boende, Planterad gata 7"
 

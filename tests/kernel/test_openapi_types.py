@@ -1,4 +1,4 @@
-"""Every field and query parameter of every service uses the shared types (shared/schemas.py):
+"""Every field and query parameter of every service uses the shared types (shared/web/schemas.py):
 free text is a `Text` (NUL and control characters refused), every `offset` is `Offset`, every
 integer is bounded, every timestamp is `Instant`. Walks each OpenAPI document."""
 
@@ -8,9 +8,10 @@ import importlib
 from typing import Any
 
 import pytest
-from shared.runner import available_services
-from shared.schemas import BOUNDED_MARK, OFFSET_MAX, TEXT_MARK
-from shared.settings import Settings
+
+from shared.kernel.settings import Settings
+from shared.local.runner import available_services
+from shared.web.schemas import BOUNDED_MARK, OFFSET_MAX, TEXT_MARK
 
 # Owned by the webhook destination work of issue 12 (findings 7 and 8), in services/notify on
 # another branch: its registration body gets its own URL and secret types there.
