@@ -80,7 +80,7 @@ async def protected_placements(session: AsyncSession, table: Table, placement_id
     if not placement_ids:
         return set()
     rows = (await session.execute(select(table).where(table.c.placement_id.in_(placement_ids)))).mappings()
-    open_ = {r["placement_id"] for r in rows if not (r["protected_identity"] or r["form"] == "skyddat_boende")}
+    open_ = {r["placement_id"] for r in rows if not is_protected(r)}
     return placement_ids - open_
 
 
