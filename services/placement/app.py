@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.placement.endpoints import router
 from services.placement.models import audit, outbox
 from services.placement.policy import ROUTES
+from services.placement.pupil_keys_api import router as pupil_keys_router
 from services.placement.reports.endpoints import router as reports_router
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings, get_settings
@@ -16,7 +17,7 @@ SPEC = ServiceSpec(
     name="placement",
     title="Obruten placement service",
     description="Children placed outside the home and their placements. Emits events on `obruten.placement`.",
-    routers=[router, reports_router],
+    routers=[router, reports_router, pupil_keys_router],
     audit=audit,
     routes=ROUTES,
     outbox=outbox,

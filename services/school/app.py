@@ -8,6 +8,9 @@ from services.school.endpoints import router
 from services.school.models import audit, inbox, outbox, placement_view
 from services.school.policy import ROUTES
 from services.school.reports.endpoints import router as reports_router
+from services.school.ss12000.push import router as ss12000_push_router
+from services.school.ss12000.runner import run_intake
+from services.school.ss12000.settings import configured_sources
 from shared.bus.placement_copy import placement_consumer
 from shared.contracts.topics import TOPIC_PLACEMENT
 from shared.kernel.clock import Clock
@@ -19,7 +22,7 @@ SPEC = ServiceSpec(
     name="school",
     title="Obruten school service",
     description="School plans, school starts and school ends of placed children. Emits events on `obruten.school`.",
-    routers=[router, reports_router],
+    routers=[router, reports_router, ss12000_push_router],
     audit=audit,
     routes=ROUTES,
     outbox=outbox,
@@ -27,8 +30,12 @@ SPEC = ServiceSpec(
     consumers=[ConsumerSpec(group_id="school", topics=[TOPIC_PLACEMENT], handler=placement_consumer(placement_view))],
     on_startup=[open_placement_client],
     on_shutdown=[close_placement_client],
+    background=[run_intake],
 )
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings or get_settings(), clock)
+    settings = settings or get_settings()
+    # A malformed OBRUTEN_SCHOOL_SS12000_SOURCES stops the service here, naming the entry at fault.
+    configured_sources(settings)
+    return create_service_app(SPEC, settings, clock)

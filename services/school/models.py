@@ -62,6 +62,8 @@ class SchoolStart(TimestampMixin, Base):
     days_to_school_start: Mapped[int | None]
     # Set by the school end; the start covers [start_date, end_date).
     end_date: Mapped[date | None]
+    # Who recorded it: `caseworker` (a person, through the API) or `ss12000:<source>`.
+    provenance: Mapped[str] = mapped_column(Text, server_default=text("'caseworker'"))
 
     __table_args__ = (
         CheckConstraint("end_date IS NULL OR end_date >= start_date", name="end_not_before_start"),
@@ -92,9 +94,13 @@ class SchoolEnd(TimestampMixin, Base):
     district: Mapped[str] = mapped_column(Text)
     end_date: Mapped[date]
     reason: Mapped[str] = mapped_column(Text)
+    provenance: Mapped[str] = mapped_column(Text, server_default=text("'caseworker'"))
 
 
 placement_view = placement_view_table(Base.metadata)
 inbox = inbox_table(Base.metadata)
 outbox = Outbox(outbox_table(Base.metadata), source="/obruten/school")
 audit = audit_table(Base.metadata)
+
+# The SS 12000 intake's tables share this metadata (one database, one migration history).
+from services.school.ss12000 import models as _ss12000_models  # noqa: E402, F401

@@ -80,6 +80,7 @@ class SchoolStartOut(BaseModel):
         "of school; null otherwise."
     )
     end_date: date | None
+    provenance: str = Field(description="`caseworker`, or `ss12000:<source>` for a start read from a school system.")
     created_at: datetime
 
 
@@ -101,6 +102,7 @@ class SchoolEndOut(BaseModel):
     district: str
     end_date: date
     reason: SchoolEndReason
+    provenance: str = Field(description="`caseworker`, or `ss12000:<source>` for an end read from a school system.")
     created_at: datetime
 
 

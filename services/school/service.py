@@ -42,6 +42,9 @@ from shared.kernel.clock import Clock
 from shared.kernel.errors import Problem, invalid, not_found
 from shared.web.policy import Access
 
+# The provenance of a record typed in through the API; the SS 12000 intake's are `ss12000:<source>`.
+CASEWORKER = "caseworker"
+
 
 def protected_placement(placement_id: InstrumentedAttribute[uuid.UUID]) -> ColumnElement[bool]:
     """SQL: the placement of a school record is protected (as `is_protected`)."""
@@ -188,7 +191,13 @@ async def _check_start_date(
 
 
 async def create_start(
-    session: AsyncSession, body: schemas.SchoolStartCreate, *, client: PlacementClient, clock: Clock, access: Access
+    session: AsyncSession,
+    body: schemas.SchoolStartCreate,
+    *,
+    client: PlacementClient,
+    clock: Clock,
+    access: Access,
+    provenance: str = CASEWORKER,
 ) -> SchoolStart:
     placement = await placement_for_write(session, placement_view, client, body.placement_id, access)
     provision, code = _what_started(body)
@@ -206,6 +215,7 @@ async def create_start(
         placement_start_date=placement_start,
         school_change=school_change,
         days_to_school_start=(body.start_date - placement_start).days if school_change else None,
+        provenance=provenance,
     )
     session.add(start)
     try:
@@ -244,7 +254,13 @@ async def create_start(
 
 
 async def create_end(
-    session: AsyncSession, body: schemas.SchoolEndCreate, *, client: PlacementClient, clock: Clock, access: Access
+    session: AsyncSession,
+    body: schemas.SchoolEndCreate,
+    *,
+    client: PlacementClient,
+    clock: Clock,
+    access: Access,
+    provenance: str = CASEWORKER,
 ) -> SchoolEnd:
     await placement_for_write(session, placement_view, client, body.placement_id, access)
     start = await _open_start(session, body.placement_id)
@@ -268,6 +284,7 @@ async def create_end(
         district=start.district,
         end_date=body.end_date,
         reason=body.reason.value,
+        provenance=provenance,
     )
     session.add(end)
     await session.flush()

@@ -65,6 +65,8 @@ class Resource(StrEnum):
     placement = "placement"
     # The placement as its events describe it (no location, caseworker): for other services.
     placement_snapshot = "placement_snapshot"
+    # Keyed hashes of placed children's personnummer, for the school service's SS 12000 intake.
+    pupil_keys = "pupil_keys"
     school_plan = "school_plan"
     school_start = "school_start"
     school_end = "school_end"
@@ -111,8 +113,9 @@ SCHOOL = {Resource.school_plan: RW, Resource.school_start: RW, Resource.school_e
 # role -> resource -> actions. Anything not listed is refused with 403.
 GRANTS: dict[Role, dict[Resource, frozenset[Action]]] = {
     # Subscriptions, configuration, the audit trail; and every record, for support and repair.
+    # Not the pupil keys: with the match key a hash gives the personnummer back (shared/kernel/pupil_key.py).
     Role.admin: {
-        **dict.fromkeys(Resource, RW),
+        **dict.fromkeys(set(Resource) - {Resource.pupil_keys}, RW),
         Resource.placement_snapshot: R,
         Resource.schooling: R,
         Resource.report: R,
@@ -144,8 +147,9 @@ GRANTS: dict[Role, dict[Resource, frozenset[Action]]] = {
     Role.protected_teaching: {**SCHOOL},
     Role.health_staff: {Resource.examination: RW},
     Role.central_analyst: {Resource.report: R},
-    # System-to-system: school, health and notify ask placement for a snapshot, nothing else.
-    Role.service: {Resource.placement_snapshot: R},
+    # System-to-system: school, health and notify ask placement for a snapshot; the school
+    # service's SS 12000 intake asks for the pupil keys.
+    Role.service: {Resource.placement_snapshot: R, Resource.pupil_keys: R},
 }
 
 # Which rows of personal data each role sees (reports, webhooks and the audit trail are not

@@ -1,0 +1,27 @@
+"""The `/subscriptions` callback: a source tells the intake that entities changed.
+
+A notice carries no data (only which kinds of entity changed), so it is trusted for nothing but
+waking the source's loop early: a forged one costs one extra sync. Not under /v1, since the
+source holds no Obruten token; nothing it could send is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+
+from shared.kernel.errors import Problem
+
+router = APIRouter()
+
+
+@router.post("/ss12000/push/{source}", status_code=status.HTTP_202_ACCEPTED, tags=["ss12000"])
+async def push(source: str, request: Request) -> dict[str, Any]:
+    """Wake the intake for this source (an SS 12000 subscription's target)."""
+    runners = getattr(request.app.state, "ss12000_runners", {})
+    runner = runners.get(source)
+    if runner is None:
+        raise Problem(404, "not-found", "Unknown source", "No SS 12000 source of that name is configured.")
+    runner.wake.set()
+    return {"status": "accepted"}
