@@ -96,6 +96,7 @@ class SourceRunner:
         self.metrics.register(self.source.name)
         await self._subscribe()
         while True:
+            began = asyncio.get_running_loop().time()
             try:
                 await self.sync_once()
             except asyncio.CancelledError:
@@ -108,7 +109,10 @@ class SourceRunner:
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=poll_seconds)
-            await asyncio.sleep(MIN_SECONDS_BETWEEN_SYNCS)
+            if self.wake.is_set():
+                # Pushes in quick succession: folded into one sync.
+                elapsed = asyncio.get_running_loop().time() - began
+                await asyncio.sleep(max(0.0, MIN_SECONDS_BETWEEN_SYNCS - elapsed))
 
 
 async def run_intake(app: FastAPI) -> None:

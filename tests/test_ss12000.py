@@ -1,0 +1,177 @@
+"""The SS 12000 intake against a stand-in school system whose every answer is validated against
+the standard (tests/ss12000/standin.py), with the real placement, school and notify services on
+a real PostgreSQL and broker."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+from pydantic import SecretStr
+
+from services.notify.app import evaluate
+from shared.migrate import _asyncpg_dsn
+from shared.pupil_key import pupil_key
+from shared.settings import Settings
+from tests.factories import child_body, luhn_pnr, placement_body
+from tests.ss12000.standin import TOKEN, StandIn, serve
+from tests.support import eventually
+from tests.test_notify_support import alerts, consumed
+
+DAY0 = date(2025, 9, 1)  # the clock fixture's today
+MATCH_KEY = "test-match-key-" + "x" * 32
+KEYED = {"ss12000_match_key": SecretStr(MATCH_KEY)}
+NO_PREWARNING = {"notify_tick_interval_seconds": 3600, "notify_rules": {"school_gap": {"prewarning_day": None}}}
+POLL = 3.0
+
+
+def other_pupil(n: int) -> str:
+    """Another municipality's pupil: a valid number no placed child has."""
+    return luhn_pnr(date(2010, 1, 1) + timedelta(days=n % 3000), 500 + n % 400).replace("-", "")
+
+
+def enrolment(org: str, start: date, *, end: date | None = None, cancelled: bool | None = None) -> dict[str, Any]:
+    e: dict[str, Any] = {"enroledAt": {"id": org}, "schoolType": "GR", "startDate": start.isoformat(), "schoolYear": 6}
+    if end is not None:
+        e["endDate"] = end.isoformat()
+    if cancelled is not None:
+        e["cancelled"] = cancelled
+    return e
+
+
+def publish_others(standin: StandIn, org: str, count: int, *, offset: int = 0) -> None:
+    for n in range(offset, offset + count):
+        standin.put_person(
+            f"00000000-0000-4000-8000-{n:012d}", other_pupil(n), [enrolment(org, DAY0 - timedelta(days=n % 40))]
+        )
+
+
+def source(standin: StandIn, name: str = "kommun", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "url": standin.url, "token": TOKEN, "page_size": 40, "timeout_seconds": 5, **extra}
+
+
+async def school_rows(settings: Settings, sql: str, *args: Any) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(**_asyncpg_dsn(settings.service_database_url("school")))  # type: ignore[arg-type]
+    try:
+        return [dict(r) for r in await conn.fetch(sql, *args)]
+    finally:
+        await conn.close()
+
+
+async def school_dump(settings: Settings) -> str:
+    """Every row of every table of the school service's database, as text."""
+    tables = await school_rows(settings, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    out = []
+    for t in tables:
+        out.extend(str(r) for r in await school_rows(settings, f'SELECT * FROM "{t["tablename"]}"'))
+    return "\n".join(out)
+
+
+@contextlib.asynccontextmanager
+async def placed_child(
+    live_service: Any, tokens: Any, *, start: date, n: int = 0
+) -> AsyncIterator[tuple[str, str, str]]:
+    """The placement service on a real port, with one child placed from `start`:
+    (placement service URL, placement id, the child's 12-digit personnummer)."""
+    async with live_service("placement", settings_override=KEYED) as url:
+        async with httpx.AsyncClient(base_url=url, headers=tokens.headers("admin")) as placement:
+            body = child_body(n)
+            child = await placement.post("/v1/children", json=body)
+            assert child.status_code == 201, child.text
+            created = await placement.post(
+                "/v1/placements", json=placement_body(child.json()["id"], start=start, form="jourhem")
+            )
+            assert created.status_code == 201, created.text
+        yield url, created.json()["id"], body["personnummer"].replace("-", "")
+
+
+def school_settings(url: str, *sources: dict[str, Any], poll: float = POLL) -> dict[str, Any]:
+    return {**KEYED, "placement_url": url, "school_ss12000_sources": list(sources), "school_ss12000_poll_seconds": poll}
+
+
+async def syncs(settings: Settings, outcome: str | None = None) -> list[dict[str, Any]]:
+    rows = await school_rows(settings, "SELECT * FROM ss12000_sync ORDER BY started_at")
+    return [r for r in rows if outcome is None or r["outcome"] == outcome]
+
+
+def assert_nothing_identifying_sent(standin: StandIn, personnummer: str) -> None:
+    sent = standin.logged_text()
+    assert standin.log, "the source was never asked"
+    key = pupil_key(MATCH_KEY.encode(), personnummer)
+    for needle in (personnummer, personnummer[2:], f"{personnummer[:8]}-{personnummer[8:]}", key, key.upper()):
+        assert needle not in sent
+    assert MATCH_KEY not in sent
+    # Only the standard's list endpoints, with nothing but paging and the change filter.
+    assert {(r.method, r.path) for r in standin.log} <= {("GET", "/v2.0/persons"), ("GET", "/v2.0/organisations")}
+    for r in standin.log:
+        params = httpx.QueryParams(r.query)
+        assert set(params.keys()) <= {"limit", "pageToken", "meta.modified.after"}, r.query
+
+
+async def test_an_enrolment_among_many_changes_records_the_start_within_a_poll_and_resolves_the_alert(
+    service_client, live_service, settings, tokens, clock
+):
+    standin = StandIn()
+    org = standin.add_school_unit("12345678", "Skolan i Farsta")
+    elsewhere = standin.add_school_unit("87654321", "Annan skola")
+    publish_others(standin, elsewhere, 60)
+    async with (
+        serve(standin),
+        placed_child(live_service, tokens, start=DAY0 - timedelta(days=10)) as (url, placement_id, pnr),
+        service_client("notify", settings_override=NO_PREWARNING) as notify,
+    ):
+        await consumed(1, notify)
+        await evaluate(notify.app)  # (the consumer may have opened it already, evaluating its batch)
+        [alert] = await alerts(notify, placement_id=placement_id)
+        assert alert["rule"] == "school_gap" and alert["status"] == "open"
+
+        async with service_client("school", settings_override=school_settings(url, source(standin))) as school:
+            await eventually(lambda: syncs(settings, "ok"), timeout=20)
+            # The school publishes: 150 other pupils' changes over several pages, the child's
+            # enrolment (from yesterday) in the middle of them.
+            publish_others(standin, elsewhere, 75, offset=1000)
+            standin.put_person(str(uuid.uuid4()), pnr, [enrolment(org, DAY0 - timedelta(days=1))], givenName="Barn")
+            publish_others(standin, elsewhere, 75, offset=2000)
+            published = time.monotonic()
+
+            async def recorded() -> list[dict[str, Any]]:
+                resp = await school.get("/v1/school-starts", params={"placement_id": placement_id})
+                return resp.json()["items"]  # type: ignore[no-any-return]
+
+            [start] = await eventually(recorded, timeout=POLL + 15, interval=0.1)
+            took = time.monotonic() - published
+            assert start["provenance"] == "ss12000:kommun"
+            assert start["school_unit_code"] == "12345678" and start["start_date"] == str(DAY0 - timedelta(days=1))
+            assert start["days_to_school_start"] == 9
+            # The next poll came within one interval; the sync itself (three services on two
+            # cores) is allowed a few seconds more.
+            assert took < POLL + 5, took
+
+            async def resolved() -> bool:
+                [got] = await alerts(notify, placement_id=placement_id)
+                return bool(got["status"] == "resolved" and got["resolution_reason"] == "school_started")
+
+            await eventually(resolved, timeout=20)
+            [run] = [r for r in await syncs(settings, "ok") if r["matches"] == 1]
+            assert run["entities"] == 151 and run["pages"] >= 4 and run["malformed"] == 0
+
+            metrics = (await school.get("/metrics")).text
+            assert 'obruten_ss12000_last_success_timestamp_seconds{source="kommun"}' in metrics
+            assert 'obruten_ss12000_lag_seconds{source="kommun"}' in metrics
+            audit = await school_rows(settings, "SELECT * FROM audit WHERE resource_type = 'ss12000_sync'")
+            assert {str(r["resource_id"]) for r in audit} == {str(r["id"]) for r in await syncs(settings)}
+            assert all(r["subject"] == "ss12000:kommun" for r in audit)
+
+    assert standin.violations == []
+    assert_nothing_identifying_sent(standin, pnr)
+    dump = await school_dump(settings)
+    key = pupil_key(MATCH_KEY.encode(), pnr)
+    assert pnr not in dump and pnr[2:] not in dump and key not in dump
+    # Nobody else's number either: the other pupils were dropped as they were read.
+    assert other_pupil(1000) not in dump and "Elevsson" not in dump and "Barn" not in dump
