@@ -74,21 +74,24 @@ async def school_dump(settings: Settings) -> str:
 
 
 @contextlib.asynccontextmanager
-async def placed_child(
-    live_service: Any, tokens: Any, *, start: date, n: int = 0
-) -> AsyncIterator[tuple[str, str, str]]:
-    """The placement service on a real port, with one child placed from `start`:
-    (placement service URL, placement id, the child's 12-digit personnummer)."""
+async def placed_children(
+    live_service: Any, tokens: Any, *starts: date
+) -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
+    """The placement service on a real port, with one child placed from each start: its URL,
+    and per child the placement id and the 12-digit personnummer."""
     async with live_service("placement", settings_override=KEYED) as url:
+        placed = []
         async with httpx.AsyncClient(base_url=url, headers=tokens.headers("admin")) as placement:
-            body = child_body(n)
-            child = await placement.post("/v1/children", json=body)
-            assert child.status_code == 201, child.text
-            created = await placement.post(
-                "/v1/placements", json=placement_body(child.json()["id"], start=start, form="jourhem")
-            )
-            assert created.status_code == 201, created.text
-        yield url, created.json()["id"], body["personnummer"].replace("-", "")
+            for n, start in enumerate(starts):
+                body = child_body(n)
+                child = await placement.post("/v1/children", json=body)
+                assert child.status_code == 201, child.text
+                created = await placement.post(
+                    "/v1/placements", json=placement_body(child.json()["id"], start=start, form="jourhem")
+                )
+                assert created.status_code == 201, created.text
+                placed.append((created.json()["id"], body["personnummer"].replace("-", "")))
+        yield url, placed
 
 
 def school_settings(url: str, *sources: dict[str, Any], poll: float = POLL) -> dict[str, Any]:
@@ -123,7 +126,7 @@ async def test_an_enrolment_among_many_changes_records_the_start_within_a_poll_a
     publish_others(standin, elsewhere, 60)
     async with (
         serve(standin),
-        placed_child(live_service, tokens, start=DAY0 - timedelta(days=10)) as (url, placement_id, pnr),
+        placed_children(live_service, tokens, DAY0 - timedelta(days=10)) as (url, [(placement_id, pnr)]),
         service_client("notify", settings_override=NO_PREWARNING) as notify,
     ):
         await consumed(1, notify)
@@ -175,3 +178,100 @@ async def test_an_enrolment_among_many_changes_records_the_start_within_a_poll_a
     assert pnr not in dump and pnr[2:] not in dump and key not in dump
     # Nobody else's number either: the other pupils were dropped as they were read.
     assert other_pupil(1000) not in dump and "Elevsson" not in dump and "Barn" not in dump
+
+
+async def starts_of(school: httpx.AsyncClient, placement_id: str) -> list[dict[str, Any]]:
+    resp = await school.get("/v1/school-starts", params={"placement_id": placement_id})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["items"]  # type: ignore[no-any-return]
+
+
+async def position(settings: Settings) -> Any:
+    rows = await school_rows(settings, "SELECT position FROM ss12000_source WHERE name = 'kommun'")
+    return rows[0]["position"] if rows else None
+
+
+async def test_a_source_answering_500_on_some_pages_then_on_all_loses_no_enrolment_change(
+    service_client, live_service, settings, tokens, clock
+):
+    standin = StandIn()
+    org = standin.add_school_unit("12345678", "Skolan")
+    elsewhere = standin.add_school_unit("87654321", "Annan skola")
+    publish_others(standin, elsewhere, 100)
+    ten_days_ago = DAY0 - timedelta(days=10)
+    async with (
+        serve(standin),
+        placed_children(live_service, tokens, ten_days_ago, ten_days_ago) as (url, [(a, pnr_a), (b, pnr_b)]),
+    ):
+        # Page 2 of every change set fails, whatever the retries.
+        standin.faults.pages = {2}
+        standin.put_person(str(uuid.uuid4()), pnr_a, [enrolment(org, DAY0 - timedelta(days=2))])
+        publish_others(standin, elsewhere, 40, offset=500)
+        async with service_client(
+            "school", settings_override=school_settings(url, source(standin), poll=0.5)
+        ) as school:
+            await eventually(lambda: _at_least(settings, 2, "failed"), timeout=30)
+            assert await position(settings) is None
+            assert await starts_of(school, a) == []
+
+            # Then every request fails, while the school goes on publishing.
+            standin.faults.everything = True
+            failed = len(await syncs(settings, "failed"))
+            standin.put_person(str(uuid.uuid4()), pnr_b, [enrolment(org, DAY0 - timedelta(days=1))])
+            publish_others(standin, elsewhere, 40, offset=700)
+            await eventually(lambda: _at_least(settings, failed + 2, "failed"), timeout=30)
+            assert await position(settings) is None
+            assert (await school.get("/healthz")).status_code == 200  # the API carries on
+
+            # The source recovers: both enrolments, nothing lost.
+            standin.faults = type(standin.faults)()
+            [start_a] = await eventually(lambda: starts_of(school, a), timeout=30)
+            [start_b] = await eventually(lambda: starts_of(school, b), timeout=30)
+            assert (start_a["start_date"], start_a["provenance"]) == (str(DAY0 - timedelta(days=2)), "ss12000:kommun")
+            assert (start_b["start_date"], start_b["provenance"]) == (str(DAY0 - timedelta(days=1)), "ss12000:kommun")
+            newest = max(p["meta"]["modified"] for p in standin.persons.values())
+            assert (await position(settings)).isoformat().replace("+00:00", "") == newest.replace("+00:00", "")
+
+            # A flaky source (every other request 500) is ridden out by the retries: A's
+            # enrolment ends (endDate is inclusive: the school end is the day after), B's is cancelled.
+            standin.faults.every_nth = 2
+            standin.put_person(
+                _person_of(standin, pnr_a), pnr_a,
+                [enrolment(org, DAY0 - timedelta(days=2), end=DAY0 - timedelta(days=1))],
+            )  # fmt: skip
+            standin.put_person(
+                _person_of(standin, pnr_b), pnr_b, [enrolment(org, DAY0 - timedelta(days=1), cancelled=True)]
+            )
+
+            async def both_closed() -> bool:
+                got = (await starts_of(school, a)) + (await starts_of(school, b))
+                return all(s["end_date"] is not None for s in got)
+
+            await eventually(both_closed, timeout=30)
+            [start_a] = await starts_of(school, a)
+            [start_b] = await starts_of(school, b)
+            assert start_a["end_date"] == str(DAY0)
+            assert start_b["end_date"] == start_b["start_date"]  # withdrawn: it never began
+            ends = await school_rows(
+                settings, "SELECT placement_id, provenance, reason FROM school_end ORDER BY reason"
+            )
+            assert {(str(e["placement_id"]), e["provenance"], e["reason"]) for e in ends} == {
+                (a, "ss12000:kommun", "left"),
+                (b, "ss12000:kommun", "other"),
+            }
+
+    failed_runs = await syncs(settings, "failed")
+    assert failed_runs and all(r["position_after"] == r["position_before"] for r in failed_runs)
+    assert {r["error"] for r in failed_runs} == {"http-500"}
+    assert standin.violations == []
+    assert_nothing_identifying_sent(standin, pnr_a)
+    assert_nothing_identifying_sent(standin, pnr_b)
+
+
+async def _at_least(settings: Settings, n: int, outcome: str) -> bool:
+    return len(await syncs(settings, outcome)) >= n
+
+
+def _person_of(standin: StandIn, pnr: str) -> str:
+    [pid] = [p["id"] for p in standin.persons.values() if p["civicNo"]["value"] == pnr]
+    return pid
