@@ -236,9 +236,10 @@ async def test_a_source_answering_500_on_some_pages_then_on_all_loses_no_enrolme
             # enrolment ends (endDate is inclusive: the school end is the day after), B's is cancelled.
             standin.faults.every_nth = 2
             standin.put_person(
-                _person_of(standin, pnr_a), pnr_a,
+                _person_of(standin, pnr_a),
+                pnr_a,
                 [enrolment(org, DAY0 - timedelta(days=2), end=DAY0 - timedelta(days=1))],
-            )  # fmt: skip
+            )
             standin.put_person(
                 _person_of(standin, pnr_b), pnr_b, [enrolment(org, DAY0 - timedelta(days=1), cancelled=True)]
             )

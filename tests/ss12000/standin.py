@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import uvicorn
@@ -137,31 +138,42 @@ class StandIn:
         )
         return body
 
-    def _answer(self, request: Request, body: bytes, status: int, payload: Any) -> Response:
-        """Validate the request and the answer against the standard; a violation is kept for the
-        test to fail on, and the answer is still sent (the client must not be the judge)."""
-        path = request.url.path
-        mock = MockRequest(
+    @staticmethod
+    def _mock(request: Request, body: bytes) -> MockRequest:
+        return MockRequest(
             SPEC_HOST,
             request.method.lower(),
-            path,
+            request.url.path,
             args=dict(request.query_params),
             headers=dict(request.headers),
             data=body or None,
             content_type=request.headers.get("content-type", "application/json"),
         )
-        content = b"" if payload is None else json.dumps(payload).encode()
+
+    def _refused(self, request: Request, body: bytes) -> Response | None:
+        """A request the standard does not allow: kept for the test to fail on, answered 403
+        (no token) or 400 (anything else), as the standard's responses say."""
         try:
-            standard().validate_request(mock)
+            standard().validate_request(self._mock(request, body))
         except Exception as exc:
-            self.violations.append(f"request {request.method} {path}: {exc}")
+            self.violations.append(f"request {request.method} {request.url.path}: {exc}")
+            if not self._authorised(request):
+                return self._answer(request, body, 403, {"code": "forbidden", "message": "No valid token."})
+            return self._answer(request, body, 400, {"code": "invalid", "message": "Invalid request."})
+        return None
+
+    def _answer(self, request: Request, body: bytes, status: int, payload: Any) -> Response:
+        """Validate the answer against the standard; a violation is kept for the test to fail on,
+        and the answer is still sent (the client must not be the judge)."""
+        content = b"" if payload is None else json.dumps(payload).encode()
         if status != 204:
             try:
                 standard().validate_response(
-                    mock, MockResponse(content, status_code=status, content_type="application/json")
+                    self._mock(request, body),
+                    MockResponse(content, status_code=status, content_type="application/json"),
                 )
             except Exception as exc:
-                self.violations.append(f"response {status} {request.method} {path}: {exc}")
+                self.violations.append(f"response {status} {request.method} {request.url.path}: {exc}")
         if payload is None:
             return Response(status_code=status)
         return JSONResponse(payload, status_code=status)
@@ -180,8 +192,9 @@ class StandIn:
 
     async def persons_route(self, request: Request) -> Response:
         body = await self._record(request)
-        if not self._authorised(request):
-            return self._answer(request, body, 403, {"code": "forbidden", "message": "No valid token."})
+        refused = self._refused(request, body)
+        if refused is not None:
+            return refused
         self._persons_requests += 1
         q = request.query_params
         limit = int(q.get("limit", "100"))
@@ -204,8 +217,9 @@ class StandIn:
 
     async def organisations_route(self, request: Request) -> Response:
         body = await self._record(request)
-        if not self._authorised(request):
-            return self._answer(request, body, 403, {"code": "forbidden", "message": "No valid token."})
+        refused = self._refused(request, body)
+        if refused is not None:
+            return refused
         if self.faults.everything:
             return self._answer(request, body, 500, {"code": "internal", "message": "Temporarily unavailable."})
         q = request.query_params
@@ -216,8 +230,9 @@ class StandIn:
 
     async def subscriptions_route(self, request: Request) -> Response:
         body = await self._record(request)
-        if not self._authorised(request):
-            return self._answer(request, body, 403, {"code": "forbidden", "message": "No valid token."})
+        refused = self._refused(request, body)
+        if refused is not None:
+            return refused
         wanted = json.loads(body)
         sub = {**wanted, "id": str(uuid.uuid4()), "expires": (datetime.now(UTC) + timedelta(days=30)).isoformat()}
         self.subscriptions.append(sub)
@@ -225,8 +240,8 @@ class StandIn:
 
     async def token_route(self, request: Request) -> Response:
         # OAuth2 client credentials (RFC 6749 4.4); not part of SS 12000.
-        await self._record(request)
-        form = await request.form()
+        body = await self._record(request)
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         if form.get("grant_type") != "client_credentials" or form.get("client_secret") != "standin-secret":
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         token = secrets.token_urlsafe(16)
