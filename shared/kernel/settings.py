@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     # A service's own settings class (services/<service>/settings.py) reads its OBRUTEN_<SERVICE>_…
     # variables itself. Its fields may also be handed in here as extras (`notify_tick_batch_size=`,
     # as the tests do), which the service's class picks up (see services/notify/settings.py).
-    model_config = SettingsConfigDict(env_prefix="OBRUTEN_", extra="allow")
+    # Errors name the setting, never its value: some values are secrets (the match key, tokens).
+    model_config = SettingsConfigDict(env_prefix="OBRUTEN_", extra="allow", hide_input_in_errors=True)
 
     data_dir: Path = Path("var")
 

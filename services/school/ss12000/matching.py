@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from services.school.ss12000.client import SourceError
 from shared.kernel.pupil_key import normalise_civic_no, pupil_key
@@ -72,7 +72,11 @@ async def load_matcher(settings: Settings, http: httpx.AsyncClient) -> Matcher:
         raise SourceError("placement-unavailable") from None
     if resp.status_code != 200:
         raise SourceError(f"placement-http-{resp.status_code}")
-    keys = _PupilKeys.model_validate_json(resp.content)
+    try:
+        keys = _PupilKeys.model_validate_json(resp.content)
+    except ValidationError:
+        # Not re-raised: pydantic's message would quote the input, hashes and all.
+        raise SourceError("placement-malformed") from None
     return Matcher(settings.ss12000_match_key.get_secret_value().encode(), keys.items)
 
 

@@ -14,9 +14,18 @@ from fastapi import APIRouter, Request, status
 from shared.kernel.errors import Problem
 
 router = APIRouter()
+_PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
-@router.post("/ss12000/push/{source}", status_code=status.HTTP_202_ACCEPTED, tags=["ss12000"])
+@router.post(
+    "/ss12000/push/{source}",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["ss12000"],
+    responses={
+        404: {"description": "No source of that name is configured.", **_PROBLEM},
+        422: {"description": "Invalid request.", **_PROBLEM},
+    },
+)
 async def push(source: str, request: Request) -> dict[str, Any]:
     """Wake the intake for this source (an SS 12000 subscription's target)."""
     runners = getattr(request.app.state, "ss12000_runners", {})

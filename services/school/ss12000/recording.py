@@ -129,6 +129,9 @@ async def settle_placement(
                 SourceEnrolment.outcome.not_in(SETTLED),
             )
             .order_by(SourceEnrolment.start_date)
+            # Two replicas settling the same placement take turns, and the second sees what the
+            # first made of each row.
+            .with_for_update()
         )
     ).all()
     written = 0
