@@ -144,11 +144,44 @@ async def test_a_caseworkers_start_stands_and_the_sources_is_kept_beside_it(
 
             agreeing, other_day = await eventually(seen, timeout=20)
             [start_a], [start_b] = await starts_of(school, a), await starts_of(school, b)
-    assert (agreeing["outcome"], str(agreeing["school_start_id"])) == ("agrees", start_a["id"])
-    assert (other_day["outcome"], other_day["school_unit_code"]) == ("superseded", "11112222")
-    assert other_day["reason"] == "open start by caseworker" and str(other_day["school_start_id"]) == start_b["id"]
-    assert start_a["provenance"] == start_b["provenance"] == "caseworker"
-    assert start_b["start_date"] == str(DAY0 - timedelta(days=3))
+            assert (agreeing["outcome"], str(agreeing["school_start_id"])) == ("agrees", start_a["id"])
+            assert (other_day["outcome"], other_day["school_unit_code"]) == ("superseded", "11112222")
+            assert other_day["reason"] == "open start by caseworker"
+            assert str(other_day["school_start_id"]) == start_b["id"]
+            assert start_a["provenance"] == start_b["provenance"] == "caseworker"
+            assert start_b["start_date"] == str(DAY0 - timedelta(days=3))
+
+            # The caseworker finds their own record of B wrong and withdraws it (a school end on
+            # its first day): the school's enrolment then becomes the start.
+            withdraw = {"placement_id": b, "end_date": start_b["start_date"], "reason": "other"}
+            assert (await school.post("/v1/school-ends", json=withdraw)).status_code == 201
+
+            async def from_source() -> list[dict[str, Any]]:
+                return [s for s in await starts_of(school, b) if s["provenance"] == "ss12000:kommun"]
+
+            [corrected] = await eventually(from_source, timeout=20)
+            assert (corrected["start_date"], corrected["school_unit_code"]) == (
+                str(DAY0 - timedelta(days=1)),
+                "11112222",
+            )
+
+            # And corrects the source's start to an earlier day and another school: allowed, since
+            # the withdrawn start was never attended; the source does not put its own back.
+            withdraw = {"placement_id": b, "end_date": corrected["start_date"], "reason": "other"}
+            assert (await school.post("/v1/school-ends", json=withdraw)).status_code == 201
+            earlier = {"placement_id": b, "start_date": str(DAY0 - timedelta(days=2)), "school_unit_code": "12345678"}
+            typed = await school.post("/v1/school-starts", json=earlier)
+            assert typed.status_code == 201, typed.text
+            done = len(await syncs(settings, "ok"))
+            await eventually(lambda: _at_least_ok(settings, done + 2), timeout=20)
+            history = await starts_of(school, b)
+    assert [
+        (s["start_date"], s["provenance"], s["end_date"]) for s in sorted(history, key=lambda s: s["created_at"])
+    ] == [
+        (str(DAY0 - timedelta(days=3)), "caseworker", str(DAY0 - timedelta(days=3))),
+        (str(DAY0 - timedelta(days=1)), "ss12000:kommun", str(DAY0 - timedelta(days=1))),
+        (str(DAY0 - timedelta(days=2)), "caseworker", None),
+    ]
 
 
 async def test_a_protected_childs_school_unit_never_reaches_an_event(

@@ -153,6 +153,13 @@ def _what_started(body: schemas.SchoolStartCreate) -> tuple[Provision, str | Non
     return Provision(body.provision.value), None
 
 
+def attended() -> ColumnElement[bool]:
+    """SQL: the start was attended. A start ended on its own first day was withdrawn (a
+    caseworker's correction, or an enrolment the school cancelled): the child never attended it,
+    so it neither blocks an earlier start nor counts as the first one."""
+    return or_(SchoolStart.end_date.is_(None), SchoolStart.end_date > SchoolStart.start_date)
+
+
 async def _open_start(session: AsyncSession, placement_id: uuid.UUID) -> SchoolStart | None:
     return await session.scalar(
         select(SchoolStart).where(SchoolStart.placement_id == placement_id, SchoolStart.end_date.is_(None))
@@ -182,7 +189,7 @@ async def _check_start_date(
             open_school_start_id=str(current.id),
         )
     last_end = await session.scalar(
-        select(func.max(SchoolStart.end_date)).where(SchoolStart.placement_id == body.placement_id)
+        select(func.max(SchoolStart.end_date)).where(SchoolStart.placement_id == body.placement_id, attended())
     )
     if last_end is not None and body.start_date < last_end:
         raise invalid(

@@ -69,6 +69,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.school.models import SchoolStart, placement_view
+from services.school.service import attended
 from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings
@@ -153,6 +154,7 @@ def placements_base(period: Period, today: date, districts: Sequence[str]) -> Su
     pv = placement_view
     first = (
         select(SchoolStart.placement_id, func.min(SchoolStart.start_date).label("first_start"))
+        .where(attended())
         .group_by(SchoolStart.placement_id)
         .subquery("first_start")
     )

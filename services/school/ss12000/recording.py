@@ -34,10 +34,12 @@ from shared.kernel.errors import Problem
 from shared.web.auth import Principal, Role
 from shared.web.policy import Access, Scope
 
-# Outcomes after which nothing the source says changes the records any more.
-SETTLED = ("agrees", "superseded", "ended", "withdrawn", "ignored")
+# Outcomes after which nothing the source says changes the records any more. A superseded
+# enrolment is looked at again: once the start that stood is withdrawn (a caseworker's
+# correction), the source's may become the start.
+SETTLED = ("ended", "withdrawn", "ignored")
 # Outcomes a changed enrolment re-opens for another look.
-REOPENED_BY_CHANGE = ("superseded", "ignored")
+REOPENED_BY_CHANGE = ("ignored",)
 
 
 def intake_access(source: SourceConfig) -> Access:
@@ -158,19 +160,23 @@ async def _settle(
     access: Access,
 ) -> int:
     today = clock.today()
-    if row.outcome == "pending":
+    if row.outcome in ("pending", "superseded"):
         if row.cancelled:
-            row.outcome, row.reason = "withdrawn", "cancelled-before-recorded"
+            row.outcome, row.reason = "withdrawn", f"cancelled while {row.outcome}"
             return 0
         if row.start_date > today:
             return 0  # not yet: looked at again at every sync until the day comes
         return await _start(session, source, row, client=client, clock=clock, access=access)
-    # recorded: the source may since have ended or cancelled it
+    # recorded (the start is the source's) or agrees (a caseworker's, confirmed by the source)
     start = await session.get(SchoolStart, row.school_start_id) if row.school_start_id else None
     if start is None:
         row.outcome, row.reason = "ignored", "start-missing"
         return 0
     if row.cancelled:
+        if row.outcome == "agrees":
+            # Only a start the source made is withdrawn by it; a caseworker's stays theirs.
+            row.outcome, row.reason = "withdrawn", "cancelled; the caseworker's start stands"
+            return 0
         return await _end(
             session,
             source,
