@@ -226,20 +226,61 @@ async def test_a_protected_childs_school_unit_never_reaches_an_event(
     assert rows == [{"school_unit_code": "12345678"}]  # kept for the teaching team
 
 
-async def test_a_dead_source_does_not_hold_up_another(service_client, live_service, settings, tokens, clock):
-    standin = StandIn()
-    org = standin.add_school_unit("12345678", "Skolan")
-    dead = {"name": "nere", "url": f"http://127.0.0.1:{free_port()}/v2.0", "token": "t", "timeout_seconds": 1}
-    async with serve(standin), placed_children(live_service, tokens, DAY0 - timedelta(days=4)) as (url, [(a, pnr)]):
-        standin.put_person(str(uuid.uuid4()), pnr, [enrolment(org, DAY0)])
-        overrides = school_settings(url, dead, source(standin), poll=0.5)
-        async with service_client("school", settings_override=overrides) as school:
+async def test_a_dead_slow_refusing_or_endlessly_paging_source_does_not_hold_up_another(
+    service_client, live_service, settings, tokens, clock
+):
+    good, slow, looping = StandIn(), StandIn(), StandIn()
+    org = good.add_school_unit("12345678", "Skolan")
+    slow.faults.delay = 3
+    publish_others(looping, looping.add_school_unit("87654321", "Annan"), 100)
+    looping.faults.repeat_token = True
+    async with (
+        serve(good),
+        serve(slow),
+        serve(looping),
+        placed_children(live_service, tokens, DAY0 - timedelta(days=4)) as (url, [(a, pnr)]),
+    ):
+        good.put_person(str(uuid.uuid4()), pnr, [enrolment(org, DAY0)])
+        sources = [
+            {"name": "nere", "url": f"http://127.0.0.1:{free_port()}/v2.0", "token": "t", "timeout_seconds": 1},
+            source(slow, "seg", timeout_seconds=1),
+            source(good, "fel-nyckel", token="wrong"),
+            source(looping, "slinga"),
+            source(good),
+        ]
+        async with service_client("school", settings_override=school_settings(url, *sources, poll=0.5)) as school:
             [start] = await eventually(lambda: starts_of(school, a), timeout=20)
-            await eventually(lambda: _failed(settings, "nere"), timeout=20)
+            for name in ("nere", "seg", "fel-nyckel", "slinga"):
+                await eventually(lambda name=name: _failed(settings, name), timeout=30)
             metrics = (await school.get("/metrics")).text
     assert start["provenance"] == "ss12000:kommun"
+    errors = {r["source"]: r["error"] for r in await syncs(settings, "failed")}
+    assert errors == {"nere": "connect", "seg": "timeout", "fel-nyckel": "http-403", "slinga": "paging"}
     assert 'obruten_ss12000_sync_errors_total{kind="connect",source="nere"}' in metrics
+    assert 'obruten_ss12000_sync_errors_total{kind="timeout",source="seg"}' in metrics
     assert 'obruten_ss12000_last_success_timestamp_seconds{source="kommun"}' in metrics
+    assert 'obruten_ss12000_last_success_timestamp_seconds{source="nere"}' not in metrics
+    assert good.violations == slow.violations == looping.violations == []
+
+
+async def test_a_malformed_entity_is_skipped_and_the_rest_of_the_change_set_applied(
+    service_client, live_service, settings, tokens, clock
+):
+    standin = StandIn()
+    org = standin.add_school_unit("12345678", "Skolan")
+    publish_others(standin, org, 10)
+    standin.put_person(str(uuid.uuid4()), "x", [{"enroledAt": {"id": "nope"}, "schoolType": "GR", "startDate": "?"}])
+    async with serve(standin), placed_children(live_service, tokens, DAY0 - timedelta(days=4)) as (url, [(a, pnr)]):
+        standin.put_person(str(uuid.uuid4()), pnr, [enrolment(org, DAY0)])
+        async with service_client(
+            "school", settings_override=school_settings(url, source(standin), poll=0.5)
+        ) as school:
+            [start] = await eventually(lambda: starts_of(school, a), timeout=20)
+    [run] = await syncs(settings, "ok")
+    assert (run["entities"], run["malformed"], run["matches"]) == (12, 1, 1)
+    assert start["provenance"] == "ss12000:kommun"
+    # The one entity that breaks the standard is the one put there on purpose.
+    assert len(standin.violations) == 1 and "'nope' is not a 'uuid'" in standin.violations[0]
 
 
 async def _failed(settings: Any, name: str) -> bool:

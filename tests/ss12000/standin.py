@@ -64,6 +64,10 @@ class Faults:
     everything: bool = False
     # Every n-th /persons request answered 500 (a flaky source); 0: off.
     every_nth: int = 0
+    # Seconds every /persons answer is held back (a slow source).
+    delay: float = 0.0
+    # Page 2 hands out the token of page 1 again (paging that never ends).
+    repeat_token: bool = False
 
 
 class StandIn:
@@ -160,6 +164,8 @@ class StandIn:
             if not self._authorised(request):
                 return self._answer(request, body, 403, {"code": "forbidden", "message": "No valid token."})
             return self._answer(request, body, 400, {"code": "invalid", "message": "Invalid request."})
+        if not self._authorised(request):
+            return self._answer(request, body, 403, {"code": "forbidden", "message": "Token not accepted."})
         return None
 
     def _answer(self, request: Request, body: bytes, status: int, payload: Any) -> Response:
@@ -209,11 +215,16 @@ class StandIn:
             offset = 0
         page_no = offset // limit + 1
         flaky = self.faults.every_nth and self._persons_requests % self.faults.every_nth == 0
+        if self.faults.delay:
+            await asyncio.sleep(self.faults.delay)
         if self.faults.everything or page_no in self.faults.pages or flaky:
             return self._answer(request, body, 500, {"code": "internal", "message": "Temporarily unavailable."})
         # Snapshot at the first page: later pages are those the first request selected.
         snapshot = {i: self.persons[i] for i in ids if i in self.persons}
-        return self._answer(request, body, 200, self._page(ids, offset, limit, snapshot))
+        page = self._page(ids, offset, limit, snapshot)
+        if self.faults.repeat_token and page_no == 2 and "pageToken" in q:
+            page["pageToken"] = q["pageToken"]
+        return self._answer(request, body, 200, page)
 
     async def organisations_route(self, request: Request) -> Response:
         body = await self._record(request)
