@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -30,6 +30,8 @@ from services.school.ss12000.sync import (
 log = logging.getLogger("obruten.school.ss12000")
 # Pushes closer together than this are folded into one sync.
 MIN_SECONDS_BETWEEN_SYNCS = 1.0
+# A subscription is renewed this long before it expires.
+RESUBSCRIBE_BEFORE = timedelta(hours=12)
 
 
 class SourceRunner:
@@ -48,6 +50,7 @@ class SourceRunner:
         self.client = SourceClient(source, transport=transport)
         self.wake = asyncio.Event()
         self.syncs = 0
+        self.subscribed_until: datetime | None = None
 
     async def sync_once(self) -> SyncResult:
         app, source = self.app, self.source
@@ -58,7 +61,8 @@ class SourceRunner:
         try:
             matcher = await load_matcher(app.state.settings, self.placement)
             units = await self.client.school_units()
-            cs = await read_change_set(self.client, matcher, before)
+            since = before - timedelta(seconds=source.overlap_seconds) if before else None
+            cs = await read_change_set(self.client, matcher, since)
             del matcher  # the hash list lives for one sync
         except SourceError as exc:
             await record_failure(sessionmaker, source, started, cs, exc.kind)
@@ -84,20 +88,27 @@ class SourceRunner:
         return SyncResult("ok", cs, written=written, position=position)
 
     async def _subscribe(self) -> None:
+        """Register (again, when it is about to expire or failed before) the push target."""
         if self.source.push_target is None:
             return
+        now = datetime.now(UTC)
+        if self.subscribed_until is not None and self.subscribed_until - now > RESUBSCRIBE_BEFORE:
+            return
         try:
-            await self.client.subscribe(self.source.push_target)
+            expires = await self.client.subscribe(self.source.push_target)
         except SourceError as exc:
-            # Polling carries on; the push only makes the intake quicker.
+            # Polling carries on; the push only makes the intake quicker. Tried again next sync.
             self.metrics.errors.labels(self.source.name, f"subscribe-{exc.kind}").inc()
+            return
+        # A source that names no expiry is asked again a day later.
+        self.subscribed_until = expires if expires and expires.tzinfo else now + RESUBSCRIBE_BEFORE * 2
 
     async def run(self, poll_seconds: float) -> None:
         self.metrics.register(self.source.name)
-        await self._subscribe()
         while True:
             began = asyncio.get_running_loop().time()
             try:
+                await self._subscribe()
                 await self.sync_once()
             except asyncio.CancelledError:
                 raise

@@ -45,6 +45,10 @@ class SourceConfig(BaseModel):
     # An inconsistent source (a page token that never ends) is cut off here.
     max_pages: int = Field(default=10_000, ge=1)
     push_target: str | None = Field(default=None, pattern=r"^https?://")
+    # Ask for changes from this long before the position: for a source that stamps meta.modified
+    # when a change begins rather than when it commits, so a slow change is not passed over.
+    # Re-reading is harmless (storing an enrolment is idempotent).
+    overlap_seconds: float = Field(default=0.0, ge=0, le=86_400)
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> SourceConfig:
