@@ -143,6 +143,8 @@ async def settle_placement(
             async with session.begin_nested():
                 written += await _settle(session, source, row, client=client, clock=clock, access=access)
         except Problem as problem:
+            if problem.status >= 500:
+                raise  # the placement service unreachable: tried again at the next sync
             # Refused by the school rules (before the placement or the last school end, after
             # the placement ended, the placement unknown): kept, with the rule's name.
             await session.refresh(row)
