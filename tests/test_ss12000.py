@@ -139,7 +139,10 @@ async def test_an_enrolment_among_many_changes_records_the_start_within_a_poll_a
             # The school publishes: 150 other pupils' changes over several pages, the child's
             # enrolment (from yesterday) in the middle of them.
             publish_others(standin, elsewhere, 75, offset=1000)
-            standin.put_person(str(uuid.uuid4()), pnr, [enrolment(org, DAY0 - timedelta(days=1))], givenName="Barn")
+            # Enrolled at the unit's grundskola and fritidshem from the same day, as pupils often are.
+            yesterday = DAY0 - timedelta(days=1)
+            both = [{**enrolment(org, yesterday), "schoolType": "FTH"}, enrolment(org, yesterday)]
+            standin.put_person(str(uuid.uuid4()), pnr, both, givenName="Barn")
             publish_others(standin, elsewhere, 75, offset=2000)
             published = time.monotonic()
 

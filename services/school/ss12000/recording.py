@@ -48,16 +48,25 @@ def intake_access(source: SourceConfig) -> Access:
     return Access(principal=principal, rule=None, scopes=frozenset({Scope.all}))
 
 
-def _unit(source: SourceConfig, e: Enrolment, units: dict[uuid.UUID, str | None]) -> tuple[str | None, str | None]:
-    """The enrolment's skolenhetskod, or why it cannot become a school start."""
-    if e.schoolType not in source.school_types:
-        return None, "school-type"
-    if source.organisations is not None and e.enroledAt.id not in source.organisations:
-        return None, "organisation-not-configured"
+def _relevant(source: SourceConfig, enrolments: Sequence[Enrolment]) -> dict[tuple[uuid.UUID, date], Enrolment]:
+    """The enrolments that can mean school, one per unit and start day (a pupil is often enrolled
+    in grundskola and fritidshem at one unit from one day; only the first counts). Others are
+    dropped here and never stored."""
+    out: dict[tuple[uuid.UUID, date], Enrolment] = {}
+    for e in enrolments:
+        if e.schoolType not in source.school_types:
+            continue
+        if source.organisations is not None and e.enroledAt.id not in source.organisations:
+            continue
+        key = (e.enroledAt.id, e.startDate)
+        if key not in out or (out[key].cancelled and not e.cancelled):
+            out[key] = e
+    return out
+
+
+def _unit_code(e: Enrolment, units: dict[uuid.UUID, str | None]) -> str | None:
     code = units.get(e.enroledAt.id)
-    if code is None or not (len(code) == 8 and code.isascii() and code.isdigit()):
-        return None, "no-school-unit-code"
-    return code, None
+    return code if code is not None and len(code) == 8 and code.isascii() and code.isdigit() else None
 
 
 async def store_person(
@@ -69,6 +78,7 @@ async def store_person(
     units: dict[uuid.UUID, str | None],
 ) -> None:
     """Keep a matched child's enrolments as the source now lists them, under each placement."""
+    relevant = _relevant(source, enrolments)
     for placement in placements:
         existing = {
             (r.enroled_at, r.start_date): r
@@ -78,11 +88,8 @@ async def store_person(
                 )
             )
         }
-        listed = set()
-        for e in enrolments:
-            key = (e.enroledAt.id, e.startDate)
-            listed.add(key)
-            code, why = _unit(source, e, units)
+        for key, e in relevant.items():
+            code = _unit_code(e, units)
             row = existing.get(key)
             if row is None:
                 row = SourceEnrolment(
@@ -103,10 +110,10 @@ async def store_person(
                 row.outcome, row.reason = "pending", None
             row.school_type, row.school_unit_code = e.schoolType, code
             row.end_date, row.cancelled, row.modified_at = e.endDate, e.cancelled, modified
-            if why is not None and row.outcome == "pending":
-                row.outcome, row.reason = "ignored", why
+            if code is None and row.outcome == "pending":
+                row.outcome, row.reason = "ignored", "no-school-unit-code"
         for key, row in existing.items():
-            if key not in listed and not row.cancelled:
+            if key not in relevant and not row.cancelled:
                 # Gone from the person's enrolments: the school took it back.
                 row.cancelled, row.modified_at = True, modified
     await session.flush()
