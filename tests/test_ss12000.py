@@ -235,34 +235,7 @@ async def test_a_source_answering_500_on_some_pages_then_on_all_loses_no_enrolme
             newest = max(p["meta"]["modified"] for p in standin.persons.values())
             assert (await position(settings)).isoformat().replace("+00:00", "") == newest.replace("+00:00", "")
 
-            # A flaky source (every other request 500) is ridden out by the retries: A's
-            # enrolment ends (endDate is inclusive: the school end is the day after), B's is cancelled.
-            standin.faults.every_nth = 2
-            standin.put_person(
-                _person_of(standin, pnr_a),
-                pnr_a,
-                [enrolment(org, DAY0 - timedelta(days=2), end=DAY0 - timedelta(days=1))],
-            )
-            standin.put_person(
-                _person_of(standin, pnr_b), pnr_b, [enrolment(org, DAY0 - timedelta(days=1), cancelled=True)]
-            )
-
-            async def both_closed() -> bool:
-                got = (await starts_of(school, a)) + (await starts_of(school, b))
-                return all(s["end_date"] is not None for s in got)
-
-            await eventually(both_closed, timeout=30)
-            [start_a] = await starts_of(school, a)
-            [start_b] = await starts_of(school, b)
-            assert start_a["end_date"] == str(DAY0)
-            assert start_b["end_date"] == start_b["start_date"]  # withdrawn: it never began
-            ends = await school_rows(
-                settings, "SELECT placement_id, provenance, reason FROM school_end ORDER BY reason"
-            )
-            assert {(str(e["placement_id"]), e["provenance"], e["reason"]) for e in ends} == {
-                (a, "ss12000:kommun", "left"),
-                (b, "ss12000:kommun", "other"),
-            }
+            await _end_and_cancel_through_a_flaky_source(standin, school, settings, org, (a, pnr_a), (b, pnr_b))
 
     failed_runs = await syncs(settings, "failed")
     assert failed_runs and all(r["position_after"] == r["position_before"] for r in failed_runs)
@@ -279,3 +252,30 @@ async def _at_least(settings: Settings, n: int, outcome: str) -> bool:
 def _person_of(standin: StandIn, pnr: str) -> str:
     [pid] = [p["id"] for p in standin.persons.values() if p["civicNo"]["value"] == pnr]
     return pid
+
+
+async def _end_and_cancel_through_a_flaky_source(
+    standin: StandIn, school: httpx.AsyncClient, settings: Settings, org: str, *children: tuple[str, str]
+) -> None:
+    """A flaky source (every other request 500) is ridden out by the retries: A's enrolment ends
+    (endDate is inclusive: the school end is the day after), B's is cancelled."""
+    (a, pnr_a), (b, pnr_b) = children
+    standin.faults.every_nth = 2
+    ended = enrolment(org, DAY0 - timedelta(days=2), end=DAY0 - timedelta(days=1))
+    standin.put_person(_person_of(standin, pnr_a), pnr_a, [ended])
+    standin.put_person(_person_of(standin, pnr_b), pnr_b, [enrolment(org, DAY0 - timedelta(days=1), cancelled=True)])
+
+    async def both_closed() -> bool:
+        got = (await starts_of(school, a)) + (await starts_of(school, b))
+        return all(s["end_date"] is not None for s in got)
+
+    await eventually(both_closed, timeout=30)
+    [start_a] = await starts_of(school, a)
+    [start_b] = await starts_of(school, b)
+    assert start_a["end_date"] == str(DAY0)
+    assert start_b["end_date"] == start_b["start_date"]  # withdrawn: it never began
+    ends = await school_rows(settings, "SELECT placement_id, provenance, reason FROM school_end")
+    assert {(str(e["placement_id"]), e["provenance"], e["reason"]) for e in ends} == {
+        (a, "ss12000:kommun", "left"),
+        (b, "ss12000:kommun", "other"),
+    }

@@ -365,3 +365,24 @@ async def test_a_push_from_the_source_wakes_the_intake_and_oauth2_client_credent
         if r.path.startswith("/v2.0")
     )
     assert standin.violations == []
+
+
+async def test_a_source_limited_to_some_organisations_ignores_enrolments_elsewhere(
+    service_client, live_service, settings, tokens, clock
+):
+    standin = StandIn()
+    kept = standin.add_school_unit("12345678", "Skolan")
+    elsewhere = standin.add_school_unit("87654321", "Annan")
+    start = DAY0 - timedelta(days=4)
+    async with serve(standin), placed_children(live_service, tokens, start, start) as (url, [(a, pnr_a), (b, pnr_b)]):
+        standin.put_person(str(uuid.uuid4()), pnr_a, [enrolment(elsewhere, DAY0 - timedelta(days=1))])
+        standin.put_person(str(uuid.uuid4()), pnr_b, [enrolment(kept, DAY0 - timedelta(days=1))])
+        limited = source(standin, organisations=[kept])
+        async with service_client("school", settings_override=school_settings(url, limited, poll=0.5)) as school:
+            [start_b] = await eventually(lambda: starts_of(school, b), timeout=20)
+            assert await starts_of(school, a) == []
+    assert start_b["school_unit_code"] == "12345678"
+    [run] = [r for r in await syncs(settings, "ok") if r["matches"]]
+    assert run["matches"] == 2  # both children were recognised; only one enrolment was kept
+    stored = await school_rows(settings, "SELECT placement_id FROM ss12000_enrolment")
+    assert [str(r["placement_id"]) for r in stored] == [b]
