@@ -67,7 +67,10 @@ class PersonFacts(_Lenient):
 
 
 def parse_person(entity: Any) -> PersonFacts | None:
-    """None for a malformed entity. The validation error is not kept: it quotes the input."""
+    """None for a malformed entity. The validation error is not kept: it quotes the input.
+
+    One malformed enrolment makes the whole person malformed, on purpose: dropping just that
+    enrolment would read as the school having removed it, and withdraw a start it made."""
     try:
         return PersonFacts.model_validate(entity)
     except ValidationError:
@@ -75,7 +78,9 @@ def parse_person(entity: Any) -> PersonFacts | None:
 
 
 def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, SourceError) and (exc.kind.startswith("http-5") or exc.kind in ("timeout", "connect"))
+    return isinstance(exc, SourceError) and (
+        exc.kind.startswith("http-5") or exc.kind in ("http-429", "timeout", "connect")
+    )
 
 
 class SourceClient:
