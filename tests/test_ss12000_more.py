@@ -386,3 +386,22 @@ async def test_a_source_limited_to_some_organisations_ignores_enrolments_elsewhe
     assert run["matches"] == 2  # both children were recognised; only one enrolment was kept
     stored = await school_rows(settings, "SELECT placement_id FROM ss12000_enrolment")
     assert [str(r["placement_id"]) for r in stored] == [b]
+
+
+async def test_reading_the_same_changes_again_writes_nothing_twice(
+    service_client, live_service, settings, tokens, clock
+):
+    standin = StandIn()
+    org = standin.add_school_unit("12345678", "Skolan")
+    publish_others(standin, org, 30)
+    async with serve(standin), placed_children(live_service, tokens, DAY0 - timedelta(days=4)) as (url, [(a, pnr)]):
+        standin.put_person(str(uuid.uuid4()), pnr, [enrolment(org, DAY0 - timedelta(days=1))])
+        # An hour's overlap: every sync reads the whole (millisecond-stamped) feed again.
+        overlapping = source(standin, overlap_seconds=3600)
+        async with service_client("school", settings_override=school_settings(url, overlapping, poll=0.5)) as school:
+            await eventually(lambda: _at_least_ok(settings, 4), timeout=30)
+            starts = await starts_of(school, a)
+    assert [r["entities"] for r in (await syncs(settings, "ok"))[:4]] == [31] * 4
+    assert len(starts) == 1 and starts[0]["provenance"] == "ss12000:kommun"
+    assert len(await school_rows(settings, "SELECT id FROM ss12000_enrolment")) == 1
+    assert len(await school_rows(settings, "SELECT id FROM outbox")) == 1
