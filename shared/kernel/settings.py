@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -118,16 +118,10 @@ class Settings(BaseSettings):
     report_health_exam_days: int = Field(default=30, ge=0, le=3650)
     report_dental_exam_days: int = Field(default=30, ge=0, le=3650)
 
-    # SS 12000 intake (services/school/ss12000/). The sources, a JSON list of objects: `name`,
-    # `url`, and either `token` or OAuth2 client credentials (`token_url`, `client_id`,
-    # `client_secret`, `scope`); optionally `organisations` (school unit ids to keep) and more,
-    # see services/school/ss12000/settings.py. Empty: no intake runs.
-    school_ss12000_sources: list[dict[str, Any]] = Field(default_factory=list)
-    # How often each source is asked for changes when no push wakes the intake earlier.
-    school_ss12000_poll_seconds: float = Field(default=300.0, gt=0)
-    # The key of the keyed hash (shared/kernel/pupil_key.py) that placement and school alone share, so
-    # the intake can recognise a placed child among a source's pupils. At least 32 characters;
-    # unset: placement refuses to hand out hashes and the intake does not run.
+    # The key of the keyed hash (shared/kernel/pupil_key.py) that placement and school alone share,
+    # so that the SS 12000 intake (services/school/ss12000/, whose other settings live there) can
+    # recognise a placed child among a source's pupils. At least 32 characters; unset: placement
+    # refuses to hand out hashes and the intake does not run.
     ss12000_match_key: SecretStr | None = Field(default=None, min_length=32)
 
     # HTTP hardening (shared/web/hardening.py).

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from services.school.ss12000.client import SourceClient, SourceError
 from services.school.ss12000.matching import load_matcher, placement_http
 from services.school.ss12000.metrics import IntakeMetrics
-from services.school.ss12000.settings import SourceConfig, configured_sources
+from services.school.ss12000.settings import SourceConfig, configured_sources, intake_settings
 from services.school.ss12000.sync import (
     ChangeSet,
     SyncResult,
@@ -79,7 +79,7 @@ class SourceRunner:
             source,
             client=app.state.placement_client,
             clock=app.state.clock,
-            after_commit=app.state.after_commit,
+            after_commit=app.state.commit_hooks,
         )
         log.info(
             "sync done",
@@ -142,7 +142,7 @@ async def run_intake(app: FastAPI) -> None:
         runners = {s.name: SourceRunner(app, s, metrics, placement, transport=transport) for s in sources}
         app.state.ss12000_runners = runners
         try:
-            await asyncio.gather(*(r.run(settings.school_ss12000_poll_seconds) for r in runners.values()))
+            await asyncio.gather(*(r.run(intake_settings(settings).poll_seconds) for r in runners.values()))
         finally:
             for r in runners.values():
                 with contextlib.suppress(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -164,7 +165,7 @@ async def settle_source(
     *,
     client: PlacementClient,
     clock: Clock,
-    after_commit: Any,
+    after_commit: Callable[[AsyncSession], None] | None,
 ) -> int:
     """Apply every unsettled enrolment of this source, one placement per transaction so that one
     placement's trouble (its service unreachable, a lock) never holds up another's."""
@@ -179,12 +180,12 @@ async def settle_source(
     written = 0
     for placement_id in placement_ids:
         try:
-            async with sessionmaker() as session, session.begin():
-                n = await settle_placement(session, source, placement_id, client=client, clock=clock)
-                outbox_written = bool(session.info.get("outbox_written"))
-            written += n
-            if outbox_written and after_commit is not None:
-                after_commit()
+            async with sessionmaker() as session:
+                async with session.begin():
+                    n = await settle_placement(session, source, placement_id, client=client, clock=clock)
+                written += n
+                if after_commit is not None:
+                    after_commit(session)  # the service's commit hooks: the relay wakes for the events
         except Exception as exc:
             # Retried at the next sync; the placement id is not personal data, the error type is enough.
             log.warning(

@@ -17,12 +17,12 @@ import uvicorn
 
 from services.school.app import create_app
 from services.school.ss12000.settings import SourcesError, parse_sources
-from shared.embedded import free_port
-from shared.events import TOPIC_SCHOOL
-from shared.pupil_key import normalise_civic_no, pupil_key
-from tests.ss12000.standin import StandIn, serve
-from tests.support import TopicTail, eventually
-from tests.test_ss12000 import (
+from shared.contracts.topics import TOPIC_SCHOOL
+from shared.kernel.pupil_key import normalise_civic_no, pupil_key
+from shared.local.embedded import free_port
+from tests.fixtures.ss12000.standin import StandIn, serve
+from tests.fixtures.support import TopicTail, eventually
+from tests.school.test_ss12000 import (
     DAY0,
     KEYED,
     MATCH_KEY,

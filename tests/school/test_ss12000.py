@@ -1,5 +1,5 @@
 """The SS 12000 intake against a stand-in school system whose every answer is validated against
-the standard (tests/ss12000/standin.py), with the real placement, school and notify services on
+the standard (tests/fixtures/ss12000/standin.py), with the real placement, school and notify services on
 a real PostgreSQL and broker."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import httpx
 from pydantic import SecretStr
 
 from services.notify.app import evaluate
-from shared.migrate import _asyncpg_dsn
-from shared.pupil_key import pupil_key
-from shared.settings import Settings
-from tests.factories import child_body, luhn_pnr, placement_body
-from tests.ss12000.standin import TOKEN, StandIn, serve
-from tests.support import eventually
-from tests.test_notify_support import alerts, consumed
+from shared.kernel.pupil_key import pupil_key
+from shared.kernel.settings import Settings
+from shared.local.migrate import _asyncpg_dsn
+from tests.fixtures.factories import child_body, luhn_pnr, placement_body
+from tests.fixtures.notify import alerts, consumed
+from tests.fixtures.ss12000.standin import TOKEN, StandIn, serve
+from tests.fixtures.support import eventually
 
 DAY0 = date(2025, 9, 1)  # the clock fixture's today
 MATCH_KEY = "test-match-key-" + "x" * 32
