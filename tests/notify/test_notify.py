@@ -320,6 +320,29 @@ async def test_a_school_end_reopens_the_clock(service_client, settings, clock):
         assert alert["status"] == "open" and alert["clock_start"] == str(day(10)) and alert["calendar_days"] == 8
 
 
+async def test_a_withdrawn_school_start_counts_as_never_started(service_client, settings, clock):
+    """A start ended on its own first day (a caseworker's correction, an enrolment the school
+    cancelled) was never attended: the gap runs on from the placement's start, not from that day."""
+    case = Case(DAY0)
+    async with Bus(settings) as bus, service_client("notify", settings_override=NO_PREWARNING) as notify:
+        await bus.placement(case)
+        await consumed(1, notify)
+        clock.set_today(day(9))
+        await evaluate(notify.app)
+        [alert] = await alerts(notify, rule="school_gap")
+        assert alert["status"] == "open"
+        await bus.school_started(case, day(9))
+        await consumed(2, notify)
+        assert (await detail(notify, alert["id"]))["status"] == "resolved"
+        clock.set_today(day(10))
+        await bus.school_ended(case, day(9))
+        await consumed(3, notify)
+        await evaluate(notify.app)
+        got = await detail(notify, alert["id"])
+    assert got["status"] == "open" and got["clock_start"] == str(DAY0) and got["calendar_days"] == 10
+    assert [h["transition"] for h in got["history"]] == ["opened", "resolved", "opened"]
+
+
 async def test_a_school_start_and_end_learnt_together_close_the_episode_and_open_the_next(
     service_client, settings, clock
 ):

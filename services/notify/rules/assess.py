@@ -229,9 +229,12 @@ def assess_school_gap(rule: SchoolGapRule, facts: Facts, today: date) -> Assessm
     if p.end_date is not None and p.end_date <= today:
         return Assessment(name, State.inactive, Reason.placement_ended)
     counter = counter_for(rule)
-    begun = [a for a in facts.attendances if a.start_date is not None and a.start_date <= today]
+    # A start ended on its own first day was withdrawn (a caseworker's correction, or an enrolment
+    # the school cancelled): the child never attended, so it neither met the rule nor restarts it.
+    attendances = [a for a in facts.attendances if a.start_date is None or a.end_date != a.start_date]
+    begun = [a for a in attendances if a.start_date is not None and a.start_date <= today]
     current = [a for a in begun if a.end_date is None or a.end_date > today]
-    ended = [a.end_date for a in facts.attendances if a.end_date is not None and a.end_date <= today]
+    ended = [a.end_date for a in attendances if a.end_date is not None and a.end_date <= today]
     if current:
         started = max(a.start_date for a in current if a.start_date is not None)
         # The gap this start closed opened at the placement start or at the last end before it.
@@ -245,7 +248,7 @@ def assess_school_gap(rule: SchoolGapRule, facts: Facts, today: date) -> Assessm
             next_check=_future_min(today, [a.end_date for a in current] + [p.end_date]),
         )
     clock_start = max([p.start_date, *ended])
-    scheduled = _future_min(today, [a.start_date for a in facts.attendances if a.end_date is None])
+    scheduled = _future_min(today, [a.start_date for a in attendances if a.end_date is None])
     return _countdown(name, rule, counter, clock_start, today, scheduled=scheduled, placement_end=p.end_date)
 
 
