@@ -197,6 +197,20 @@ async def _check_start_date(
         )
 
 
+async def _flush_start(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # Only reachable if a writer bypassed the placement lock; the constraint still holds.
+        raise Problem(
+            409,
+            "school-start-open",
+            "School start already recorded",
+            "Another school start overlaps this one.",
+            field="body.start_date",
+        ) from exc
+
+
 async def create_start(
     session: AsyncSession,
     body: schemas.SchoolStartCreate,
@@ -225,17 +239,7 @@ async def create_start(
         provenance=provenance,
     )
     session.add(start)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        # Only reachable if a writer bypassed the placement lock; the constraint still holds.
-        raise Problem(
-            409,
-            "school-start-open",
-            "School start already recorded",
-            "Another school start overlaps this one.",
-            field="body.start_date",
-        ) from exc
+    await _flush_start(session)
     # Only the teaching team may know where a protected child goes to school: the event names
     # the school unit only when the placement service has just confirmed the child unprotected.
     publishable = code is not None and not await confirmed_protected(session, client, placement)

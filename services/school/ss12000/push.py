@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 
 from shared.kernel.errors import Problem
+from shared.web.schemas import NameText
 
 router = APIRouter()
 _PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
@@ -26,7 +27,7 @@ _PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/compo
         422: {"description": "Invalid request.", **_PROBLEM},
     },
 )
-async def push(source: str, request: Request) -> dict[str, Any]:
+async def push(source: NameText, request: Request) -> dict[str, Any]:
     """Wake the intake for this source (an SS 12000 subscription's target)."""
     runners = getattr(request.app.state, "ss12000_runners", {})
     runner = runners.get(source)
