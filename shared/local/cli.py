@@ -20,8 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run one service (what run starts for each, and what containers run)")
     serve.add_argument("service", choices=names())
     serve.add_argument("--skip-migrations", action="store_true", help="the database is already migrated")
-    migrate = sub.add_parser("migrate", help="create a service's database if missing and apply its migrations")
-    migrate.add_argument("service", choices=names())
+    migrate = sub.add_parser("migrate", help="create services' databases if missing and apply their migrations")
+    migrate.add_argument("service", nargs="+", choices=[*names(), "all"])
+    sub.add_parser("topics", help="create the topics (partitions and replication factor from the settings)")
+    keys = sub.add_parser("keys", help="make a signing key pair (if missing) and a service token in a directory")
+    keys.add_argument("directory", type=Path)
+    replay = sub.add_parser("replay", help="rebuild a service's projection from the topics (docs/operations.md)")
+    replay.add_argument("service", choices=["notify"])
     token = sub.add_parser("token", help="print a development token signed with the local key")
     token.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
     token.add_argument("--district")
@@ -38,10 +43,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings, args.service, migrate=not args.skip_migrations)
     if args.command == "migrate":
-        from shared.local.migrate import prepare_database
+        from shared.local import provision
 
-        asyncio.run(prepare_database(args.service, settings.service_database_url(args.service)))
+        services = list(names()) if "all" in args.service else args.service
+        asyncio.run(provision.migrate(settings, services))
         return 0
+    if args.command == "topics":
+        from shared.local import provision
+
+        asyncio.run(provision.create_topics(settings))
+        return 0
+    if args.command == "keys":
+        from shared.local import provision
+
+        provision.make_keys(settings, args.directory)
+        return 0
+    if args.command == "replay":
+        from shared.local.replay import main as replay_main
+
+        return replay_main(settings, args.service)
     if args.command == "token":
         key_file = settings.jwt_private_key_file or (settings.data_dir / "keys" / "jwt-private.pem")
         if not Path(key_file).exists():
@@ -74,8 +94,10 @@ def _serve(settings: Settings, name: str, *, migrate: bool) -> int:
     import uvicorn
 
     from shared.kernel.logging import configure_logging
+    from shared.kernel.tracing import configure_tracing
 
     configure_logging(settings.log_level, name)
+    configure_tracing(name)
     if migrate:
         from shared.local.migrate import prepare_database
 
@@ -88,6 +110,9 @@ def _serve(settings: Settings, name: str, *, migrate: bool) -> int:
         log_config=None,
         proxy_headers=True,
         server_header=False,
+        # shared/requestlog.py writes the access lines (structured, route templates, no colours).
+        access_log=False,
+        use_colors=False,
     )
     return 0
 

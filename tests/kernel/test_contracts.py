@@ -91,7 +91,7 @@ async def test_no_api_route_bypasses_the_auth_seam(service: str) -> None:
     ]
     assert operations
     open_paths = {p for _, p in operations if not p.startswith("/v1/")}
-    assert open_paths <= {"/healthz", "/readyz"}, open_paths
+    assert open_paths <= {"/healthz", "/readyz", "/healthz/details"}, open_paths
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
         for method, path in operations:
