@@ -182,7 +182,7 @@ def test_token_command_uses_the_local_key(suite: RunningSuite) -> None:
 
 
 def readme_try_it() -> str:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme[readme.index("### Try it") :]
     return section[section.index("```sh\n") + 6 : section.index("\n```", section.index("```sh"))]
 
