@@ -1,7 +1,7 @@
 """outbox rows remember the W3C traceparent of the write that produced them
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01 09:10:00
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from shared.bus.outbox import add_outbox_traceparent_v2, drop_outbox_traceparent_v2
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
