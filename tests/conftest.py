@@ -20,6 +20,8 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.bus.kafka import ensure_topics
 from shared.contracts.topics import TOPICS
@@ -104,6 +106,8 @@ def base_settings(pg_url: str, broker: str, keys: tuple[Path, Path]) -> Settings
         kafka_topic_prefix=f"t{run}.",
         kafka_topic_partitions=3,
         kafka_session_timeout_ms=2000,
+        # The embedded broker (tansu) lacks the idempotent producer; an external Apache Kafka has it.
+        kafka_idempotent_producer=bool(os.environ.get("OBRUTEN_TEST_KAFKA_BOOTSTRAP_SERVERS")),
         jwt_public_key_file=keys[1],
         jwt_private_key_file=keys[0],
         outbox_poll_interval_seconds=0.2,
@@ -204,3 +208,17 @@ def live_service(settings: Settings, clock: FixedClock) -> Callable[..., context
             await task
 
     return start
+
+
+@pytest.fixture(scope="session")
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The process's tracer provider, as `obruten serve` installs it, with spans kept in memory."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from shared.kernel.tracing import configure_tracing
+
+    configure_tracing("tests")
+    exporter = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[attr-defined]
+    yield exporter
+    exporter.clear()

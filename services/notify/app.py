@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notify.alerts.endpoints import router as alerts_router
 from services.notify.context import Context
 from services.notify.evaluation import evaluate_due
+from services.notify.metrics import NotifyMetrics
 from services.notify.models import audit, inbox, outbox
 from services.notify.policy import ROUTES
 from services.notify.projection import make_after_batch, project
@@ -22,6 +23,7 @@ from services.notify.webhooks.endpoints import router as webhooks_router
 from shared.contracts.topics import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL
 from shared.kernel.clock import Clock, SystemClock
 from shared.kernel.settings import Settings, get_settings
+from shared.kernel.tracing import tracer
 from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
 
 log = logging.getLogger("obruten.notify")
@@ -42,7 +44,9 @@ async def _tick_loop(app: FastAPI) -> None:
     ns: NotifySettings = app.state.notify_settings
     while True:
         try:
-            await evaluate(app)
+            with tracer.start_as_current_span("notify tick"):
+                await evaluate(app)
+            app.state.notify_metrics.tick_succeeded()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -59,7 +63,7 @@ async def _sender(app: FastAPI) -> None:
             wake.set()
 
     app.state.commit_hooks.register(wake_sender)
-    await run_sender(app.state.sessionmaker, app.state.notify_settings, wake)
+    await run_sender(app.state.sessionmaker, app.state.notify_settings, wake, app.state.notify_metrics)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -95,4 +99,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app = create_service_app(spec, settings, clock)
     app.state.notify_settings = ns
     app.state.notify_context = ctx
+    nm = NotifyMetrics(app.state.metrics)
+    app.state.notify_metrics = nm
+    app.state.metrics.on_scrape.append(lambda: nm.refresh(app.state.sessionmaker))
     return app

@@ -131,6 +131,8 @@ class Alert(TimestampMixin, Base):
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in ALERT_STATUSES)})", name="status_known"),
         Index("ix_alert_district_status", "district", "status"),
         Index("ix_alert_placement_id", "placement_id"),
+        # What the alerts gauge reads (services/notify/metrics.py): unresolved alerts only.
+        Index("ix_alert_unresolved", "rule", "status", "level_name", postgresql_where=text("status <> 'resolved'")),
     )
 
 

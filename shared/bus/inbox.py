@@ -17,11 +17,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.bus.kafka import client_options, ensure_topics, make_producer, stop_within, within
+from shared.bus.kafka import consumer_options, ensure_topics, make_producer, stop_within, within
 from shared.contracts.envelope import REGISTRY, CloudEvent
 from shared.contracts.topics import TOPIC_DEADLETTER, TOPIC_OWNERS, TOPICS
 from shared.kernel.errors import sqlstate
 from shared.kernel.settings import Settings
+from shared.kernel.tracing import SpanKind, batch_span, continuing
 
 log = logging.getLogger("obruten.inbox")
 
@@ -104,6 +105,8 @@ class EventConsumer:
         after_batch: BatchHook | None = None,
         after_commit: Callable[[AsyncSession], None] | None = None,
         max_batch: int = 500,
+        # shared.web.metrics.Metrics (the bus layer does not import the web layer): counters by name.
+        metrics: Any = None,
     ) -> None:
         self.settings = settings
         self.group_id = group_id
@@ -122,6 +125,7 @@ class EventConsumer:
         # Events refused because their source or type does not belong to the topic (forged or
         # misrouted); each is also dead-lettered with the reason.
         self.foreign = 0
+        self.metrics = metrics
         self._producer: AIOKafkaProducer | None = None
 
     async def run(self) -> None:
@@ -134,15 +138,7 @@ class EventConsumer:
                     self.settings.kafka_request_timeout_ms / 1000 + 1,
                     "ensuring the topics",
                 )
-                consumer = AIOKafkaConsumer(
-                    **client_options(self.settings),
-                    group_id=self.settings.topic(self.group_id),
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    max_poll_interval_ms=300_000,
-                    session_timeout_ms=self.settings.kafka_session_timeout_ms,
-                    heartbeat_interval_ms=max(self.settings.kafka_session_timeout_ms // 4, 100),
-                )
+                consumer = AIOKafkaConsumer(**consumer_options(self.settings, self.settings.topic(self.group_id)))
                 generations = _Generations()
                 consumer.subscribe([self.settings.topic(t) for t in self.topics], listener=generations)
                 await consumer.start()
@@ -160,6 +156,7 @@ class EventConsumer:
                         # and the inbox absorbs the redelivery.
                         if generations.count == generation:
                             await self._commit(consumer, tp, records[-1].offset + 1)
+                        self._observe_lag(consumer, tp, records[-1].offset + 1)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -169,6 +166,16 @@ class EventConsumer:
             finally:
                 if consumer is not None:
                     await stop_within(consumer, 5)
+
+    def _observe_lag(self, consumer: AIOKafkaConsumer, tp: TopicPartition, next_offset: int) -> None:
+        highwater = consumer.highwater(tp)
+        if self.metrics is not None and highwater is not None:
+            lag = max(highwater - next_offset, 0)
+            self.metrics.consumer_lag.labels(self.group_id, tp.topic, str(tp.partition)).set(lag)
+
+    def _count(self, counter: str, etype: str) -> None:
+        if self.metrics is not None:
+            getattr(self.metrics, counter).labels(self.group_id, etype).inc()
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         try:
@@ -248,44 +255,65 @@ class EventConsumer:
                 await self._pause(records, exc, backoff)
                 backoff = min(backoff * 2, 10.0)
         self.processed += len(events) - len(rejected)
+        for record, event in events:
+            self._count("events_rejected" if record.offset in rejected else "events_consumed", event.type)
         for record, item in parsed:
             parked = item if isinstance(item, str) else rejected.get(record.offset)
             if parked is not None:
+                etype = item.type if isinstance(item, CloudEvent) else "unparsed"
+                if isinstance(item, str):
+                    self._count("events_rejected", etype)
                 await self._dead_letter(record, parked)
+                self._count("events_dead_lettered", etype)
 
     async def _apply(
         self, events: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent]], *, isolate: bool
     ) -> dict[int, str]:
         """One transaction; returns the events rejected (by offset, with the reason)."""
         rejected: dict[int, str] = {}
-        async with self.sessionmaker() as session, session.begin():
-            if not isolate:
-                # One inbox statement for the batch; an event twice in it is applied once.
-                fresh = await claim_many(session, self.inbox, [event for _, event in events])
-                for _, event in events:
-                    key = (event.source, event.id)
-                    if key in fresh:
-                        fresh.discard(key)
-                        await self.handler(session, event)
-            else:
-                for record, event in events:
-                    try:
-                        async with session.begin_nested():
-                            if await claim(session, self.inbox, event):
+        # The batch's work (the `after_batch` evaluation, the alerts it raises) continues the
+        # events' trace; each event's own handling is a span in that event's trace.
+        with batch_span(
+            f"{self.group_id} process",
+            [e.traceparent for _, e in events],
+            **{"messaging.batch.message_count": len(events)},
+        ):
+            async with self.sessionmaker() as session, session.begin():
+                if not isolate:
+                    # One inbox statement for the batch; an event twice in it is applied once.
+                    fresh = await claim_many(session, self.inbox, [event for _, event in events])
+                    for _, event in events:
+                        key = (event.source, event.id)
+                        if key in fresh:
+                            fresh.discard(key)
+                            with _event_span(self.group_id, event):
                                 await self.handler(session, event)
-                    except PoisonEvent as exc:
-                        rejected[record.offset] = str(exc)
-                    except DBAPIError as exc:
-                        if not _data_error(exc):
-                            raise
-                        # The SQLSTATE and class only: a server message may quote the row's values.
-                        reason = f"not applicable: SQLSTATE {sqlstate(exc)} ({type(exc).__name__})"
-                        rejected[record.offset] = reason
-            if self.after_batch is not None:
-                await self.after_batch(session)
+                else:
+                    for record, event in events:
+                        reason = await self._apply_isolated(session, event)
+                        if reason is not None:
+                            rejected[record.offset] = reason
+                if self.after_batch is not None:
+                    await self.after_batch(session)
         if self.after_commit is not None:
             self.after_commit(session)
         return rejected
+
+    async def _apply_isolated(self, session: AsyncSession, event: CloudEvent) -> str | None:
+        """One event under its own savepoint; the reason it was refused, or None."""
+        try:
+            with _event_span(self.group_id, event):
+                async with session.begin_nested():
+                    if await claim(session, self.inbox, event):
+                        await self.handler(session, event)
+        except PoisonEvent as exc:
+            return str(exc)
+        except DBAPIError as exc:
+            if not _data_error(exc):
+                raise
+            # The SQLSTATE and class only: a server message may quote the row's values.
+            return f"not applicable: SQLSTATE {sqlstate(exc)} ({type(exc).__name__})"
+        return None
 
     async def _pause(self, records: Sequence[ConsumerRecord[bytes, bytes]], exc: Exception, backoff: float) -> None:
         log.warning(
@@ -331,6 +359,15 @@ class EventConsumer:
     async def close(self) -> None:
         if self._producer is not None:
             await stop_within(self._producer, 5)
+
+
+def _event_span(group: str, event: CloudEvent) -> Any:
+    return continuing(
+        f"{group} apply {event.type}",
+        event.traceparent,
+        kind=SpanKind.CONSUMER,
+        **{"messaging.system": "kafka", "messaging.message.id": event.id, "cloudevents.event_type": event.type},
+    )
 
 
 def _data_error(exc: DBAPIError) -> bool:

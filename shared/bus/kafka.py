@@ -42,16 +42,31 @@ def client_options(settings: Settings) -> dict[str, Any]:
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     # acks="all": an event counts as published only once every in-sync replica has it.
-    # The idempotent producer is left off because the embedded broker lacks it; duplicates
-    # from retries are absorbed by the consumers' inbox (they de-duplicate on event id).
+    # The idempotent producer (no duplicates from the producer's own retries) is on for Apache
+    # Kafka and off only for the embedded broker, which lacks it (`obruten run` and the tests
+    # set OBRUTEN_KAFKA_IDEMPOTENT_PRODUCER=false); the consumers' inbox absorbs duplicates either way.
     return AIOKafkaProducer(
         **client_options(settings),
         acks="all",
-        enable_idempotence=False,
+        enable_idempotence=settings.kafka_idempotent_producer,
         linger_ms=5,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         retry_backoff_ms=200,
     )
+
+
+def consumer_options(settings: Settings, group_id: str) -> dict[str, Any]:
+    """What every consumer group member is started with (the consumers, `obruten replay`)."""
+    return {
+        **client_options(settings),
+        "group_id": group_id,
+        # By hand, after the effect's transaction: auto-commit would make delivery at most once.
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_interval_ms": 300_000,
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": max(settings.kafka_session_timeout_ms // 4, 100),
+    }
 
 
 async def ensure_topics(settings: Settings, topics: Iterable[str]) -> None:

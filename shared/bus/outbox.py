@@ -39,6 +39,7 @@ from shared.bus.kafka import ensure_topics, make_producer, stop_within, within
 from shared.contracts.envelope import EventData, EventType, make_event
 from shared.contracts.topics import TOPICS
 from shared.kernel.settings import Settings
+from shared.kernel.tracing import SpanKind, continuing, current_traceparent
 
 log = logging.getLogger("obruten.outbox")
 
@@ -58,6 +59,9 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("sent_at", DateTime(timezone=True)),
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         Column("last_error", Text),
+        # W3C traceparent of the request (or consumed event) that wrote the row: the relay's
+        # publish continues that trace, and the event carries it (shared/tracing.py).
+        Column("traceparent", Text),
         Index("ix_outbox_unsent", "seq", postgresql_where=text("sent_at IS NULL")),
     )
 
@@ -72,7 +76,8 @@ class Outbox:
     async def add(
         self, session: AsyncSession, etype: EventType, *, subject: str, data: EventData, time: datetime
     ) -> str:
-        event = make_event(etype, source=self.source, subject=subject, data=data, time=time)
+        traceparent = current_traceparent()
+        event = make_event(etype, source=self.source, subject=subject, data=data, time=time, traceparent=traceparent)
         await session.execute(
             self.table.insert().values(
                 id=event.id,
@@ -80,6 +85,7 @@ class Outbox:
                 aggregateid=subject,
                 type=etype.type,
                 payload=event.model_dump(mode="json", exclude_none=True),
+                traceparent=traceparent,
             )
         )
         # Lets the session dependency wake the relay right after the commit.
@@ -115,6 +121,7 @@ class OutboxRelay:
         settings: Settings,
         *,
         lock_name: str,
+        metrics: Any = None,  # shared.web.metrics.Metrics (the bus does not import the web layer)
     ) -> None:
         self.outbox = outbox
         self.sessionmaker = sessionmaker
@@ -125,6 +132,7 @@ class OutboxRelay:
         self._topics_ready = False
         self.published = 0
         self.failures = 0
+        self.metrics = metrics
 
     async def _get_producer(self) -> AIOKafkaProducer:
         # Bounded: aiokafka's bootstrap can wait a long time for a broker that is down.
@@ -151,15 +159,24 @@ class OutboxRelay:
             await stop_within(producer, 5)
 
     async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Any]) -> list[Any]:
-        futures = [
-            await producer.send(
-                self.settings.topic(row.aggregatetype),
-                value=json.dumps(row.payload, separators=(",", ":")).encode(),
-                key=row.aggregateid.encode(),
-                headers=[("content-type", b"application/cloudevents+json")],
-            )
-            for row in rows
-        ]
+        futures = []
+        for row in rows:
+            topic = self.settings.topic(row.aggregatetype)
+            # A short producer span in the writer's trace: the hop from the outbox to the topic.
+            with continuing(
+                f"{topic} publish", row.traceparent, kind=SpanKind.PRODUCER, **{"messaging.system": "kafka"}
+            ):
+                headers = [("content-type", b"application/cloudevents+json")]
+                if row.traceparent:
+                    headers.append(("traceparent", row.traceparent.encode()))
+                futures.append(
+                    await producer.send(
+                        topic,
+                        value=json.dumps(row.payload, separators=(",", ":")).encode(),
+                        key=row.aggregateid.encode(),
+                        headers=headers,
+                    )
+                )
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
     async def publish_batch(self) -> int:
@@ -170,7 +187,7 @@ class OutboxRelay:
                 return 0
             rows = (
                 await session.execute(
-                    select(t.c.seq, t.c.aggregatetype, t.c.aggregateid, t.c.type, t.c.payload)
+                    select(t.c.seq, t.c.aggregatetype, t.c.aggregateid, t.c.type, t.c.payload, t.c.traceparent)
                     .where(t.c.sent_at.is_(None))
                     .order_by(t.c.seq)
                     .limit(self.settings.outbox_batch_size)
@@ -206,6 +223,8 @@ class OutboxRelay:
                     update(t).where(t.c.seq.in_(failed)).values(attempts=t.c.attempts + 1, last_error="publish failed")
                 )
         self.published += len(sent)
+        if self.metrics is not None:
+            self.metrics.outbox_published.inc(len(sent))
         if failed:
             await self._drop_producer()
             raise RuntimeError(f"{len(failed)} outbox rows not acknowledged by the broker")
@@ -222,6 +241,8 @@ class OutboxRelay:
                 raise
             except Exception as exc:  # the relay must outlive any outage
                 self.failures += 1
+                if self.metrics is not None:
+                    self.metrics.outbox_publish_failures.inc()
                 log.warning("outbox relay failed; retrying", extra={"error": repr(exc), "retry_in": backoff})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -234,3 +255,16 @@ class OutboxRelay:
 
     async def close(self) -> None:
         await self._drop_producer()
+
+
+def add_outbox_traceparent_v2() -> None:
+    """Migration step shared by every service's history (each owns its outbox table)."""
+    from alembic import op
+
+    op.add_column("outbox", Column("traceparent", Text))
+
+
+def drop_outbox_traceparent_v2() -> None:
+    from alembic import op
+
+    op.drop_column("outbox", "traceparent")

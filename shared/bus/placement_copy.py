@@ -25,6 +25,7 @@ from shared.contracts.placement import PlacementSnapshot
 from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.errors import Problem
 from shared.kernel.settings import Settings
+from shared.kernel.tracing import instrument_httpx
 
 
 def placement_view_table(metadata: MetaData) -> Table:
@@ -92,10 +93,13 @@ class PlacementClient:
     """Asks the placement service for a placement, as the `service` role."""
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        headers = {"Authorization": f"Bearer {settings.service_token}"} if settings.service_token else {}
+        token = settings.service_bearer()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.AsyncClient(
             base_url=settings.placement_base_url(), headers=headers, timeout=httpx.Timeout(5.0), transport=transport
         )
+        # Client spans, and the caller's traceparent sent on, so placement's span joins the trace.
+        instrument_httpx(self.http)
 
     async def fetch(self, placement_id: uuid.UUID) -> PlacementSnapshot | None:
         try:

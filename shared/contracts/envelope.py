@@ -32,6 +32,20 @@ class CloudEvent(BaseModel):
     time: datetime
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str | None = None
+    # CloudEvents distributed-tracing extension: the W3C trace context of the write that caused
+    # the event, so a consumer continues its trace (shared/tracing.py).
+    # A malformed one is ignored (a new trace starts), never a reason to refuse the event.
+    traceparent: str | None = Field(
+        default=None,
+        description=(
+            "CloudEvents distributed-tracing extension: the W3C Trace Context traceparent of the request "
+            "(or consumed event) that wrote this event; consumers continue its trace."
+        ),
+        examples=["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+    )
+    tracestate: str | None = Field(
+        default=None, description="CloudEvents distributed-tracing extension: W3C Trace Context tracestate."
+    )
     data: dict[str, Any]
 
 
@@ -69,7 +83,9 @@ def event_type(type: str, topic: str, data_model: type[EventData], description: 
     return et
 
 
-def make_event(etype: EventType, *, source: str, subject: str, data: EventData, time: datetime) -> CloudEvent:
+def make_event(
+    etype: EventType, *, source: str, subject: str, data: EventData, time: datetime, traceparent: str | None = None
+) -> CloudEvent:
     if not isinstance(data, etype.data_model):
         raise TypeError(f"{etype.type} carries {etype.data_model.__name__}, not {type(data).__name__}")
     return CloudEvent(
@@ -80,4 +96,5 @@ def make_event(etype: EventType, *, source: str, subject: str, data: EventData, 
         time=time,
         dataschema=etype.dataschema,
         data=data.model_dump(mode="json"),
+        traceparent=traceparent,
     )

@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.kernel.logging import request_id
+
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://obruten.se/problems/"
 
@@ -76,6 +78,10 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extra.items() if v is not None})
+    # The id an operator finds this request by in the logs (shared/requestlog.py).
+    rid = request_id.get()
+    if rid is not None:
+        body["request_id"] = rid
     headers = {"Retry-After": "5"} if status == 503 else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

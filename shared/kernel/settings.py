@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    # Apache Kafka: on. Only the embedded broker (tansu) lacks it; `obruten run` turns it off there.
+    kafka_idempotent_producer: bool = True
 
     host: str = "127.0.0.1"
     placement_port: int = 8001
@@ -95,8 +97,11 @@ class Settings(BaseSettings):
     jwt_audience: str = "obruten"
     # Only for minting development tokens (`obruten token`) on the embedded default.
     jwt_private_key_file: Path | None = None
-    # The bearer token this service presents when it calls another service.
+    # The bearer token this service presents when it calls another service, or a file holding it
+    # (a mounted Secret, or what docker-compose's `keys` init service writes); the file is read
+    # at each start, so a rotated token needs only a restart.
     service_token: str | None = None
+    service_token_file: Path | None = None
 
     outbox_poll_interval_seconds: float = 0.5
     outbox_batch_size: int = 200
@@ -160,6 +165,13 @@ class Settings(BaseSettings):
 
     def kafka_servers(self) -> str:
         return self.kafka_bootstrap_servers or "127.0.0.1:9092"
+
+    def service_bearer(self) -> str | None:
+        if self.service_token:
+            return self.service_token
+        if self.service_token_file is not None:
+            return self.service_token_file.read_text().strip() or None
+        return None
 
     def placement_base_url(self) -> str:
         return self.placement_url or f"http://{self.host}:{self.placement_port}"

@@ -32,7 +32,16 @@ def _message(etype: EventType) -> dict[str, Any]:
         "title": etype.type,
         "summary": etype.description,
         "contentType": "application/cloudevents+json",
-        "headers": {"type": "object", "properties": {"content-type": {"const": "application/cloudevents+json"}}},
+        "headers": {
+            "type": "object",
+            "properties": {
+                "content-type": {"const": "application/cloudevents+json"},
+                "traceparent": {
+                    "type": "string",
+                    "description": "The envelope's traceparent, repeated for Kafka-level tooling.",
+                },
+            },
+        },
         "payload": {
             "allOf": [
                 {"$ref": "#/components/schemas/CloudEvent"},

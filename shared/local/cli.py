@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from shared.kernel.settings import Settings
 from shared.web.auth import Role, mint_token
@@ -20,8 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run one service (what run starts for each, and what containers run)")
     serve.add_argument("service", choices=names())
     serve.add_argument("--skip-migrations", action="store_true", help="the database is already migrated")
-    migrate = sub.add_parser("migrate", help="create a service's database if missing and apply its migrations")
-    migrate.add_argument("service", choices=names())
+    _add_operations_commands(sub)
     token = sub.add_parser("token", help="print a development token signed with the local key")
     token.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
     token.add_argument("--district")
@@ -37,11 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(settings)
     if args.command == "serve":
         return _serve(settings, args.service, migrate=not args.skip_migrations)
-    if args.command == "migrate":
-        from shared.local.migrate import prepare_database
-
-        asyncio.run(prepare_database(args.service, settings.service_database_url(args.service)))
-        return 0
+    if args.command in OPERATIONS:
+        return _operations(settings, args)
     if args.command == "token":
         key_file = settings.jwt_private_key_file or (settings.data_dir / "keys" / "jwt-private.pem")
         if not Path(key_file).exists():
@@ -70,12 +67,45 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+OPERATIONS = ("migrate", "topics", "keys", "replay")
+
+
+def _add_operations_commands(sub: Any) -> None:
+    """The one-shot steps a deployment runs (docker-compose's init services, Kubernetes Jobs)."""
+    migrate = sub.add_parser("migrate", help="create services' databases if missing and apply their migrations")
+    migrate.add_argument("service", nargs="+", choices=[*names(), "all"])
+    sub.add_parser("topics", help="create the topics (partitions and replication factor from the settings)")
+    keys = sub.add_parser("keys", help="make a signing key pair (if missing) and a service token in a directory")
+    keys.add_argument("directory", type=Path)
+    replay = sub.add_parser("replay", help="rebuild a service's projection from the topics (docs/operations.md)")
+    replay.add_argument("service", choices=["notify"])
+
+
+def _operations(settings: Settings, args: argparse.Namespace) -> int:
+    from shared.local import provision
+
+    if args.command == "migrate":
+        services = list(names()) if "all" in args.service else args.service
+        asyncio.run(provision.migrate(settings, services))
+    elif args.command == "topics":
+        asyncio.run(provision.create_topics(settings))
+    elif args.command == "keys":
+        provision.make_keys(settings, args.directory)
+    elif args.command == "replay":
+        from shared.local.replay import main as replay_main
+
+        return replay_main(settings, args.service)
+    return 0
+
+
 def _serve(settings: Settings, name: str, *, migrate: bool) -> int:
     import uvicorn
 
     from shared.kernel.logging import configure_logging
+    from shared.kernel.tracing import configure_tracing
 
     configure_logging(settings.log_level, name)
+    configure_tracing(name)
     if migrate:
         from shared.local.migrate import prepare_database
 
@@ -88,6 +118,9 @@ def _serve(settings: Settings, name: str, *, migrate: bool) -> int:
         log_config=None,
         proxy_headers=True,
         server_header=False,
+        # shared/requestlog.py writes the access lines (structured, route templates, no colours).
+        access_log=False,
+        use_colors=False,
     )
     return 0
 

@@ -88,12 +88,15 @@ def _start_servers(settings: Settings, suite: _Suite, data_dir: Path) -> Setting
         )
         suite.broker.start()
         env["OBRUTEN_KAFKA_BOOTSTRAP_SERVERS"] = suite.broker.bootstrap
+        # tansu lacks the idempotent producer; Apache Kafka keeps the default (on).
+        env["OBRUTEN_KAFKA_IDEMPOTENT_PRODUCER"] = "false"
         say(f"started a Kafka-protocol broker (tansu, in memory) on {suite.broker.bootstrap}")
     return Settings(
         **{
             **settings.model_dump(exclude_unset=True),
             "database_url": env.get("OBRUTEN_DATABASE_URL"),
             "kafka_bootstrap_servers": env.get("OBRUTEN_KAFKA_BOOTSTRAP_SERVERS"),
+            "kafka_idempotent_producer": env.get("OBRUTEN_KAFKA_IDEMPOTENT_PRODUCER", "true") == "true",
         }
     )
 

@@ -11,8 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Table, text
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.inbox import BatchHook, EventConsumer, Handler
@@ -21,12 +20,16 @@ from shared.kernel.clock import Clock, SystemClock
 from shared.kernel.db import CommitHooks, make_engine, make_sessionmaker
 from shared.kernel.errors import document_problems, install_error_handlers
 from shared.kernel.settings import Settings
+from shared.kernel.tracing import instrument_app, instrument_engine
 from shared.web.audit import AuditMiddleware, audit_router, record_in_transaction
 from shared.web.auth import Authenticator
 from shared.web.contention import RetryOnContention
+from shared.web.docs import install_docs
 from shared.web.hardening import install_hardening
 from shared.web.metrics import Metrics
+from shared.web.operations import BrokerProbe, install_operations
 from shared.web.policy import RouteRule
+from shared.web.requestlog import RequestIdMiddleware
 
 log = logging.getLogger("obruten.app")
 # How long shutdown waits for the relay, the consumers and background loops to stop.
@@ -89,7 +92,7 @@ def _start_workers(
     tasks: list[asyncio.Task[Any]] = []
     closers: list[Any] = []
     if spec.outbox is not None:
-        relay = OutboxRelay(spec.outbox, sessionmaker, settings, lock_name=spec.name)
+        relay = OutboxRelay(spec.outbox, sessionmaker, settings, lock_name=spec.name, metrics=app.state.metrics)
         app.state.relay = relay
 
         def wake_relay(session: AsyncSession) -> None:
@@ -110,11 +113,12 @@ def _start_workers(
             handler=cs.handler,
             after_batch=cs.after_batch,
             after_commit=app.state.commit_hooks,
+            metrics=app.state.metrics,
         )
         app.state.consumers.append(consumer)
         tasks.append(asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer-{cs.group_id}"))
         closers.append(consumer.close)
-    for start in spec.background:
+    for start in (app.state.broker_probe.run, *spec.background):
         tasks.append(asyncio.create_task(start(app)))
     return tasks, closers
 
@@ -148,6 +152,7 @@ def _lifespan(
         sessionmaker = make_sessionmaker(engine)
         app.state.engine = engine
         app.state.sessionmaker = sessionmaker
+        instrument_engine(engine)
         for startup in spec.on_startup:
             await startup(app)
         tasks, closers = _start_workers(app, spec, settings, sessionmaker)
@@ -163,45 +168,15 @@ def _lifespan(
     return lifespan
 
 
-def _add_operations(app: FastAPI, spec: ServiceSpec, settings: Settings, metrics: Metrics) -> None:
-    """/healthz, /readyz and /metrics: outside /v1, for the orchestrator and the scraper."""
-
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        """Alive: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["operations"])
-    async def readyz(request: Request) -> JSONResponse:
-        """Ready: the database answers and the broker accepts connections."""
-        checks = {"database": await _database_ok(request.app.state.sessionmaker), "broker": await _broker_ok(settings)}
-        ok = all(checks.values())
-        return JSONResponse(
-            {
-                "status": "ready" if ok else "unavailable",
-                "checks": {k: "ok" if v else "down" for k, v in checks.items()},
-            },
-            status_code=200 if ok else 503,
-        )
-
-    @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    async def metrics_endpoint(request: Request) -> Response:
-        if spec.outbox is not None:
-            with contextlib.suppress(Exception):
-                async with request.app.state.sessionmaker() as session:
-                    count, age = await spec.outbox.backlog(session)
-                metrics.outbox_backlog.set(count)
-                metrics.outbox_oldest_age.set(age or 0)
-        return metrics.render()
-
-
 def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | None = None) -> FastAPI:
     app = FastAPI(
         title=spec.title,
         description=spec.description,
         version="1.0.0",
         lifespan=_lifespan(spec, settings),
-        docs_url="/docs",
+        # Served by shared/web/docs.py from pinned local assets, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
@@ -223,7 +198,13 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
     metrics.install(app)
     install_hardening(app, settings)
 
-    _add_operations(app, spec, settings, metrics)
+    # Outermost: every answer, a refusal by the hardening layer too, carries the request id.
+    app.add_middleware(RequestIdMiddleware, root=app)
+    probe = BrokerProbe(settings, metrics)
+    app.state.broker_probe = probe
+    install_operations(app, metrics, probe)
+    install_docs(app)
+    instrument_app(app)
 
     for router in (*spec.routers, audit_router(spec.audit)):
         app.include_router(router)
@@ -237,27 +218,6 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-async def _database_ok(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
-    try:
-        async with sessionmaker() as session:
-            await asyncio.wait_for(session.execute(text("SELECT 1")), 3)
-        return True
-    except Exception:
-        return False
-
-
-async def _broker_ok(settings: Settings) -> bool:
-    for server in settings.kafka_servers().split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), 2)
-            writer.close()
-            return True
-        except (OSError, TimeoutError, ValueError):
-            continue
-    return False
 
 
 def _require(value: Table | None, message: str) -> Table:

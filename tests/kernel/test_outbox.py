@@ -69,12 +69,19 @@ async def test_writes_succeed_while_the_broker_is_down_and_events_arrive_once_af
             await eventually(lambda: _async(relay.failures > failures), timeout=30)
             metrics = (await client.get("/metrics")).text
             assert "obruten_outbox_backlog 3.0" in metrics
+            # The instance still serves its API (this very write path), so it stays ready;
+            # the outage shows where an operator looks, not as a pod taken out of service.
             ready = await client.get("/readyz")
-            assert ready.status_code == 503 and ready.json()["checks"]["broker"] == "down"
+            assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
+            details = (await client.get("/healthz/details")).json()
+            assert details["broker"] == "down" and details["status"] == "degraded"
+            assert details["relay"]["backlog"] == 3
+            assert "obruten_broker_up 0.0" in (await client.get("/metrics")).text
 
             broker.start()
             await eventually(lambda: _async(relay.published == 4), timeout=60)
             assert (await client.get("/readyz")).status_code == 200
+            assert (await client.get("/healthz/details")).json()["broker"] == "ok"
         # The restarted broker keeps topics in memory only, so it holds exactly what was
         # published after it came back: the three events written during the outage.
         events = await read_all(broker.bootstrap, settings.topic(TOPIC_PLACEMENT), expect=3)

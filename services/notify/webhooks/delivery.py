@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import random
 import time
@@ -27,8 +28,10 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.notify.metrics import NotifyMetrics
 from services.notify.models import Webhook, WebhookAttempt, WebhookDelivery
 from services.notify.settings import NotifySettings
+from shared.kernel.tracing import SpanKind, continuing, current_traceparent, instrument_httpx
 
 log = logging.getLogger("obruten.notify.webhooks")
 
@@ -67,6 +70,23 @@ class _Outcome:
 
 
 async def _post(http: httpx.AsyncClient, d: _Claimed) -> _Outcome:
+    # The delivery continues the alert's trace, which its CloudEvent body carries, and tells
+    # the receiver with a W3C traceparent header.
+    with continuing(
+        "webhook deliver", _traceparent(d.body), kind=SpanKind.CLIENT, **{"obruten.delivery_id": str(d.id)}
+    ):
+        return await _post_in_span(http, d)
+
+
+def _traceparent(body: str) -> str | None:
+    try:
+        value = json.loads(body).get("traceparent")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+async def _post_in_span(http: httpx.AsyncClient, d: _Claimed) -> _Outcome:
     body = d.body.encode()
     headers = {
         "Content-Type": "application/cloudevents+json",
@@ -75,6 +95,9 @@ async def _post(http: httpx.AsyncClient, d: _Claimed) -> _Outcome:
         "X-Obruten-Event-Type": d.event_type,
         "User-Agent": "obruten-notify",
     }
+    traceparent = current_traceparent()
+    if traceparent:
+        headers["traceparent"] = traceparent
     started = time.monotonic()
     try:
         resp = await http.post(d.url, content=body, headers=headers)
@@ -93,6 +116,7 @@ async def _record_outcomes(
     ns: NotifySettings,
     claimed: list[_Claimed],
     outcomes: Sequence[_Outcome],
+    metrics: NotifyMetrics | None = None,
 ) -> None:
     """One attempt row per POST; the delivery delivered, dead-lettered or due again later."""
     async with sessionmaker() as session, session.begin():
@@ -109,6 +133,8 @@ async def _record_outcomes(
                 )
             )
             values: dict[str, object] = {"attempts": number, "last_error": outcome.error}
+            if metrics is not None:
+                metrics.attempt(outcome.ok, dead=not outcome.ok and number >= ns.webhook_max_attempts)
             if outcome.ok:
                 values.update(status="delivered", delivered_at=func.now())
             elif number >= ns.webhook_max_attempts:
@@ -124,7 +150,10 @@ async def _record_outcomes(
 
 
 async def deliver_due(
-    sessionmaker: async_sessionmaker[AsyncSession], ns: NotifySettings, http: httpx.AsyncClient
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ns: NotifySettings,
+    http: httpx.AsyncClient,
+    metrics: NotifyMetrics | None = None,
 ) -> int:
     """Send one batch of due deliveries; returns how many were attempted."""
     lease = timedelta(seconds=ns.webhook_timeout_seconds + 30)
@@ -159,15 +188,21 @@ async def deliver_due(
         )
     claimed = [_Claimed(row.id, row.url, row.secret, row.body, row.event_type, row.attempts) for row in rows]
     outcomes = await asyncio.gather(*(_post(http, d) for d in claimed))
-    await _record_outcomes(sessionmaker, ns, claimed, outcomes)
+    await _record_outcomes(sessionmaker, ns, claimed, outcomes, metrics)
     return len(claimed)
 
 
-async def run_sender(sessionmaker: async_sessionmaker[AsyncSession], ns: NotifySettings, wake: asyncio.Event) -> None:
+async def run_sender(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ns: NotifySettings,
+    wake: asyncio.Event,
+    metrics: NotifyMetrics | None = None,
+) -> None:
     async with httpx.AsyncClient(timeout=httpx.Timeout(ns.webhook_timeout_seconds), follow_redirects=False) as http:
+        instrument_httpx(http)
         while True:
             try:
-                while await deliver_due(sessionmaker, ns, http) >= ns.webhook_batch_size:
+                while await deliver_due(sessionmaker, ns, http, metrics) >= ns.webhook_batch_size:
                     pass
             except asyncio.CancelledError:
                 raise
