@@ -21,13 +21,11 @@ from shared.kernel.errors import Problem, check_district, invalid
 from shared.web.app import SettingsDep
 from shared.web.auth import Principal, PrincipalDep, Role
 from shared.web.policy import v1_router
-from shared.web.schemas import Limit, Offset
+from shared.web.schemas import Limit, NameText, Offset, ShortText
 
 router = v1_router()
 
-Subject = Annotated[
-    str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="The person's token subject.")
-]
+Subject = Annotated[ShortText, Path(min_length=1, description="The person's token subject.")]
 
 
 def _own_or_admin(principal: Principal, subject: str) -> None:
@@ -87,8 +85,8 @@ async def add_mail_recipient(
 async def list_mail_recipients(
     session: SessionDep,
     settings: SettingsDep,
-    district: Annotated[str | None, Query(max_length=100)] = None,
-    level: Annotated[str | None, Query(max_length=64)] = None,
+    district: Annotated[NameText | None, Query()] = None,
+    level: Annotated[NameText | None, Query()] = None,
 ) -> list[s.MailRecipientOut]:
     if district is not None:
         check_district(settings.districts, district, "query.district")

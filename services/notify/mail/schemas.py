@@ -6,20 +6,23 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from shared.web.schemas import ShortText
+from shared.web.schemas import NameText, ShortText
 
 Delivery = Literal["immediate", "digest"]
 
 
-def _bounded(value: str) -> str:
-    if len(value) > 254:
-        raise ValueError("an e-mail address has at most 254 characters")
-    return value
+def _address(value: str) -> str:
+    """An e-mail address, normalised (the domain lower-cased); syntax only, no DNS look-up."""
+    try:
+        return str(validate_email(value, check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not an e-mail address: {exc}") from None
 
 
-Address = Annotated[EmailStr, AfterValidator(_bounded)]
+Address = Annotated[ShortText, AfterValidator(_address)]
 
 
 class _Out(BaseModel):
@@ -55,8 +58,8 @@ class PersonPage(BaseModel):
 class MailRecipientIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    district: ShortText
-    level: ShortText = Field(description="A step of the escalation ladder: district, district_manager, central_office.")
+    district: NameText
+    level: NameText = Field(description="A step of the escalation ladder: district, district_manager, central_office.")
     address: Address = Field(description="A functional mailbox, e.g. the district's alert mailbox.")
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.notify.webhooks import signing
+from shared.web.schemas import LongText, NameText, ShortText
 
 
 class _Out(BaseModel):
@@ -27,17 +28,16 @@ def _usable_secret(value: str | None) -> str | None:
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2000, description="An http(s) URL the alert events are POSTed to.")
-    secret: str | None = Field(
+    url: LongText = Field(description="An http(s) URL the alert events are POSTed to.")
+    secret: ShortText | None = Field(
         default=None,
         min_length=16,
-        max_length=500,
         description="Signs each delivery by the Standard Webhooks specification. Omit it and notify makes one "
         "(`whsec_<base64>`), answered once in the creation's `secret`. A `whsec_<base64>` secret (24-64 bytes) "
         "is used as such; any other string is the key's raw UTF-8 bytes (verify with `Webhook(secret.encode())`).",
     )
-    districts: list[str] | None = Field(default=None, description="Only alerts of these districts; null: all.")
-    rules: list[str] | None = Field(default=None, description="Only alerts of these rules; null: all.")
+    districts: list[NameText] | None = Field(default=None, description="Only alerts of these districts; null: all.")
+    rules: list[NameText] | None = Field(default=None, description="Only alerts of these rules; null: all.")
 
     @field_validator("secret")
     @classmethod
@@ -47,8 +47,6 @@ class WebhookCreate(BaseModel):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-            raise ValueError("must not contain control characters")
         try:
             parts = urlsplit(value.strip())
             parts.port  # noqa: B018 - raises on a port that is not a number 0-65535
@@ -81,8 +79,8 @@ class WebhookCreated(WebhookOut):
 class SecretRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    secret: str | None = Field(
-        default=None, min_length=16, max_length=500, description="The new secret; omitted: notify makes one."
+    secret: ShortText | None = Field(
+        default=None, min_length=16, description="The new secret; omitted: notify makes one."
     )
 
     @field_validator("secret")
