@@ -291,9 +291,9 @@ async def test_the_directory_api(service_client, tokens):
             {"email": "a\x00@b.se"},
         ):
             assert (await notify.put("/v1/people/cw-1", json=body)).status_code == 422
-        # (A NUL in the path itself is the shared root of issue 12's `GET /v1/placements/%00`: the
-        # audit's resource id. Left to that fix.)
-        assert (await notify.put("/v1/people/a%07b", json={"email": "a@b.example"})).status_code == 422
+        # A control character or a NUL in the path is 404 and audited, as on every route (shared/web).
+        for bad in ("a%07b", "a%00b"):
+            assert (await notify.put(f"/v1/people/{bad}", json={"email": "a@b.example"})).status_code == 404
         good = {"district": "Farsta", "level": "district_manager", "address": "chef@farsta.stad.example"}
         created = await notify.post("/v1/mail-recipients", json=good)
         assert created.status_code == 201, created.text
