@@ -10,14 +10,17 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.notify import mail
 from services.notify.alerts.endpoints import router as alerts_router
 from services.notify.context import Context
 from services.notify.evaluation import evaluate_due
+from services.notify.mail.endpoints import router as mail_router
 from services.notify.metrics import NotifyMetrics
 from services.notify.models import audit, inbox, outbox
 from services.notify.policy import ROUTES
 from services.notify.projection import make_after_batch, project
 from services.notify.settings import NotifySettings, notify_settings
+from services.notify.webhooks import destinations, docs, secrets
 from services.notify.webhooks.delivery import run_sender
 from services.notify.webhooks.endpoints import router as webhooks_router
 from shared.contracts.topics import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL
@@ -63,7 +66,13 @@ async def _sender(app: FastAPI) -> None:
             wake.set()
 
     app.state.commit_hooks.register(wake_sender)
-    await run_sender(app.state.sessionmaker, app.state.notify_settings, wake, app.state.notify_metrics)
+
+    async def resolve(host: str, port: int) -> list[str]:
+        # Looked up at each call, so that a test can stand a resolver in for DNS.
+        resolver: destinations.Resolver = app.state.webhook_resolver
+        return await resolver(host, port)
+
+    await run_sender(app.state.sessionmaker, app.state.notify_settings, wake, resolve, app.state.notify_metrics)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -79,9 +88,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         description=(
             "Deadlines and alerts: consumes `obruten.placement`, `obruten.school` and `obruten.health`, raises alerts "
             "(school_gap, school_plan_missing, health_exam_missing, dental_exam_missing) and announces every "
-            "transition on `obruten.alerts` and to signed webhooks."
+            "transition on `obruten.alerts`, to webhooks signed by the Standard Webhooks specification "
+            "(see `webhooks` in this document) and by mail to the caseworker and each level's mailboxes."
         ),
-        routers=[alerts_router, webhooks_router],
+        routers=[alerts_router, webhooks_router, secrets.router, mail_router],
         audit=audit,
         routes=ROUTES,
         outbox=outbox,
@@ -94,7 +104,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 after_batch=make_after_batch(ctx),
             )
         ],
-        background=[_tick_loop, _sender],
+        background=[_tick_loop, _sender, mail.run_mail],
     )
     app = create_service_app(spec, settings, clock)
     app.state.notify_settings = ns
@@ -102,4 +112,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     nm = NotifyMetrics(app.state.metrics)
     app.state.notify_metrics = nm
     app.state.metrics.on_scrape.append(lambda: nm.refresh(app.state.sessionmaker))
+    app.state.webhook_resolver = destinations.system_resolver
+    mail.install(app)
+    docs.document(app)
     return app

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notify.alerts.transitions import apply_assessment
 from services.notify.context import Context
+from services.notify.mail import queue as mail_queue
 from services.notify.models import (
     Alert,
     AlertDue,
@@ -153,6 +154,7 @@ async def load_facts(session: AsyncSession, placement_ids: Iterable[uuid.UUID]) 
 async def _evaluate_pairs(session: AsyncSession, ctx: Context, pairs: Sequence[tuple[uuid.UUID, str]]) -> None:
     """Assess locked (placement, rule) pairs, apply the transitions and set their next due time."""
     facts = await load_facts(session, (pid for pid, _ in pairs))
+    session.info[mail_queue.RULES_KEY] = ctx.rules  # mail: the ladder's step names
     alerts: dict[tuple[uuid.UUID, str], Alert] = {}
     placement_ids = list({pid for pid, _ in pairs})
     for alert in await session.scalars(

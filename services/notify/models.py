@@ -161,8 +161,11 @@ class Webhook(TimestampMixin, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     url: Mapped[str] = mapped_column(Text)
-    # Needed in clear to sign each body; never returned by the API.
+    # Needed in clear to sign each body; never returned by the API. `whsec_<base64>` (signing.py).
     secret: Mapped[str] = mapped_column(Text)
+    # The secret before the last rotation: deliveries are signed with both until it expires.
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
     # Null: every district (rule).
     districts: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     rules: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
@@ -207,3 +210,8 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int]
+
+
+# Mail (issue 16): the people directory, functional mailboxes and the mail queue live in
+# services/notify/mail/models.py, on this metadata.
+from services.notify.mail import models as _mail_models  # noqa: E402, F401

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.context import Context
 from services.notify.evaluation import evaluate_placements
+from services.notify.mail import directory as mail_directory
 from services.notify.models import (
     Examination,
     SchoolAttendance,
@@ -52,6 +53,7 @@ async def project(session: AsyncSession, event: CloudEvent) -> None:
     """The consumer's handler: stores what an event says and notes its placement for the
     batch's evaluation (`make_after_batch`)."""
     placement_id = await apply_event(session, event)
+    await mail_directory.record_caseworker(session, event)  # mail: who the caseworker is
     if placement_id is not None:
         session.info.setdefault(_TOUCHED, set()).add(placement_id)
 

@@ -3,11 +3,12 @@ class itself rather than carried by the shared settings. rules/config.py documen
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Request
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.notify.rules.config import RulesConfig, load_rules_file, parse_rules
@@ -41,6 +42,33 @@ class NotifySettings(BaseSettings):
     # service, unique local) and `localhost`, unless allow_private is set (development, tests).
     webhook_allowed_hosts: list[str] = Field(default_factory=list)
     webhook_allow_private: bool = False
+    # After a secret rotation the old secret still signs deliveries (beside the new) this long.
+    webhook_secret_overlap_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
+
+    # --- mail (services/notify/mail/, issue 16) ---
+    # The SMTP server notify sends through. Unset: no server is known and mail waits in the
+    # queue; `obruten run` starts a local one (mail stored as .eml under data_dir/mail) and
+    # points notify at it unless OBRUTEN_NOTIFY_SMTP_HOST is set.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    # starttls: upgrade a plain connection (port 587); tls: implicit TLS (port 465); none: plain
+    # (a local relay or the embedded server only).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    # A CA bundle (PEM) to verify the SMTP server's certificate with, e.g. the city's own CA;
+    # unset: the system's trusted CAs.
+    smtp_ca_file: Path | None = None
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    mail_from: str = "Obruten <obruten@localhost>"
+    mail_poll_interval_seconds: float = Field(default=2.0, gt=0)
+    mail_batch_size: int = Field(default=50, ge=1)
+    # Attempts in all; after the last the mail is dead-lettered (GET /v1/mail-deliveries).
+    mail_max_attempts: int = Field(default=12, ge=1)
+    mail_backoff_initial_seconds: float = Field(default=30.0, gt=0)
+    mail_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # The daily digest's local time (OBRUTEN_TIMEZONE), for those who chose it.
+    digest_time: time = time(7, 0)
 
     def load_rules(self) -> RulesConfig:
         if self.rules is not None:

@@ -212,7 +212,7 @@ async def move_placement(
 
 @router.get("/placements/{placement_id}/snapshot", response_model=PlacementSnapshot, tags=["placements"])
 async def placement_snapshot(placement_id: uuid.UUID, session: SessionDep, access: AccessDep) -> PlacementSnapshot:
-    """The placement as its events describe it (no location, no caseworker): what the other
+    """The placement as its events describe it (no location; the caseworker as a user id): what the other
     services store when they need a placement they have not yet seen on the bus."""
     placement = await _placement(session, access, placement_id)
     child = await service.get_child(session, placement.child_id)

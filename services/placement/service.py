@@ -340,6 +340,7 @@ def snapshot(placement: Placement, child: Child) -> PlacementSnapshot:
         child_birth_date=child.birth_date,
         protected_identity=child.protected_identity or placement.form == "skyddat_boende",
         previous_placement_id=placement.previous_placement_id,
+        caseworker=placement.caseworker,
     )
 
 

@@ -61,6 +61,12 @@ class PlacementSnapshot(EventData):
     previous_placement_id: uuid.UUID | None = Field(
         default=None, description="The placement this one followed in a move."
     )
+    caseworker: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The responsible caseworker's user id (their token subject, a pseudonym, never a name): "
+        "whom notify mails about this placement's alerts.",
+    )
 
 
 PLACEMENT_STARTED = event_type(

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Where `obruten run` starts its local SMTP server for notify's mail (issue 16).
+    embedded_smtp_port: int = Field(default=8025, ge=1, le=65535)
+    # The web page's address: notify's mails link to {web_url}/alerts/{alert_id}.
+    web_url: str = "http://127.0.0.1:8000"
+
     # Reports (shared/web/reports.py). A period may span at most this many days, both ends counted.
     report_max_period_days: int = Field(default=3660, ge=1)
     # Counts from 1 to this minus one are published as `*`, as in the city's own tables

@@ -15,6 +15,7 @@ from shared.bus.kafka import ensure_topics
 from shared.contracts.topics import TOPICS
 from shared.kernel.settings import Settings
 from shared.local.embedded import EmbeddedBroker, EmbeddedPostgres, port_open
+from shared.local.mailsink import MailSink
 from shared.local.migrate import prepare_database
 from shared.web.auth import generate_keypair, mint_token
 from shared.web.registry import service, services
@@ -36,6 +37,7 @@ class _Suite:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     postgres: EmbeddedPostgres | None = None
     broker: EmbeddedBroker | None = None
+    mail: MailSink | None = None
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
 
@@ -56,6 +58,8 @@ def run(settings: Settings) -> int:
         effective = _start_servers(settings, suite, data_dir)
         services = available_services()
         asyncio.run(_prepare(effective, services))
+        if "notify" in services and not suite.env.get("OBRUTEN_NOTIFY_SMTP_HOST"):
+            suite.mail = _start_mail(settings, data_dir, suite.env)
         _development_keys(settings, suite.env, data_dir)
         _start_services(settings, suite, services, data_dir)
         _wait_listening(settings, suite.children)
@@ -163,11 +167,25 @@ def _stop_suite(suite: _Suite) -> None:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+    if suite.mail is not None:
+        suite.mail.stop()
     if suite.broker is not None:
         suite.broker.stop()
     if suite.postgres is not None:
         suite.postgres.stop()
     say("stopped")
+
+
+def _start_mail(settings: Settings, data_dir: Path, env: dict[str, str]) -> MailSink:
+    """The local SMTP server notify sends to when no other is configured (OBRUTEN_NOTIFY_SMTP_HOST)."""
+    if port_open("127.0.0.1", settings.embedded_smtp_port):
+        raise RuntimeError(f"port {settings.embedded_smtp_port} for the local SMTP server is already in use")
+    mail = MailSink(data_dir / "mail", port=settings.embedded_smtp_port).start()
+    env.update(
+        OBRUTEN_NOTIFY_SMTP_HOST=mail.host, OBRUTEN_NOTIFY_SMTP_PORT=str(mail.port), OBRUTEN_NOTIFY_SMTP_SECURITY="none"
+    )
+    say(f"started a local SMTP server on {mail.host}:{mail.port}; mail is kept in {data_dir / 'mail'}")
+    return mail
 
 
 async def _prepare(settings: Settings, services: list[str]) -> None:

@@ -212,7 +212,14 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = document_problems(
-                get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                    # Requests a service sends (OpenAPI 3.1 `webhooks`), e.g. notify's alert deliveries.
+                    webhooks=app.webhooks.routes,
+                )
             )
         return app.openapi_schema
 

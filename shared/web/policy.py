@@ -79,6 +79,11 @@ class Resource(StrEnum):
     # A district's own row-level follow-up lists (one row per placement, no suppression).
     report_rows = "report_rows"
     audit = "audit"
+    # Notify's mail (issue 16): the people directory (a person sets their own entry), the
+    # functional mailboxes and the mail queue (administrators).
+    person = "person"
+    mail_recipient = "mail_recipient"
+    mail_delivery = "mail_delivery"
 
 
 class Action(StrEnum):
@@ -151,6 +156,11 @@ GRANTS: dict[Role, dict[Resource, frozenset[Action]]] = {
     # service's SS 12000 intake asks for the pupil keys.
     Role.service: {Resource.placement_snapshot: R, Resource.pupil_keys: R},
 }
+# Staff who work with children's records may read and set their own mail address and delivery
+# choice (the route checks that the subject is the caller's own unless the caller is an
+# administrator). The central analyst reads aggregates only and is never mailed about a child.
+for _role in (r for r in Role if r not in (Role.service, Role.admin, Role.central_analyst)):
+    GRANTS[_role] = {**GRANTS[_role], Resource.person: RW}
 
 # Which rows of personal data each role sees (reports, webhooks and the audit trail are not
 # rows of personal data and are not scoped).
@@ -165,7 +175,16 @@ SCOPES: dict[Role, Scope] = {
     Role.central_analyst: Scope.all,
     Role.service: Scope.all,
 }
-UNSCOPED_RESOURCES = frozenset({Resource.report, Resource.webhook, Resource.audit})
+UNSCOPED_RESOURCES = frozenset(
+    {
+        Resource.report,
+        Resource.webhook,
+        Resource.audit,
+        Resource.person,
+        Resource.mail_recipient,
+        Resource.mail_delivery,
+    }
+)
 
 # Besides these roles, the caseworker named on a placement sees its location (module doc).
 PROTECTED_FIELDS: dict[ProtectedField, frozenset[Role]] = {

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from services.notify.settings import NotifySettings
 from shared.bus.kafka import client_options, make_producer
 from shared.contracts.topics import TOPIC_DEADLETTER, TOPIC_OWNERS
 from shared.kernel.settings import Settings
@@ -55,7 +56,8 @@ def test_every_built_service_is_buildable_from_files_that_exist() -> None:
 
 
 def test_compose_settings_are_settings_the_code_reads() -> None:
-    fields = set(Settings.model_fields)
+    # The shared settings, and notify's own (services/notify/settings.py, env OBRUTEN_NOTIFY_…).
+    fields = set(Settings.model_fields) | {f"notify_{name}" for name in NotifySettings.model_fields}
     for name, svc in compose()["services"].items():
         env = svc.get("environment") or {}
         for key in env:

@@ -43,6 +43,7 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSuite]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBRUTEN_")}
     env.update({f"OBRUTEN_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     env.update({"OBRUTEN_DATA_DIR": str(data_dir), "OBRUTEN_EMBEDDED_BROKER_PORT": str(broker_port)})
+    env["OBRUTEN_EMBEDDED_SMTP_PORT"] = str(free_port())
     proc = subprocess.Popen(
         [sys.executable, "-m", "shared.local.cli", "run"],
         env=env,
@@ -130,8 +131,12 @@ async def test_placement_created_over_http_arrives_on_the_bus_without_personnumm
 
 @pytest.mark.slow
 async def test_a_placement_ten_days_without_school_raises_an_alert_end_to_end(suite: RunningSuite) -> None:
-    """Placement -> bus -> notify -> obruten.alerts and GET /v1/alerts, across real processes."""
+    """Placement -> bus -> notify -> obruten.alerts and GET /v1/alerts, across real processes; and
+    the named caseworker's mail, through the embedded SMTP server, kept under data_dir/mail."""
     headers = {"Authorization": f"Bearer {suite.token}"}
+    async with httpx.AsyncClient(base_url=suite.url("notify"), headers=headers, timeout=10) as client:
+        person = await client.put("/v1/people/cw-e2e", json={"email": "cw-e2e@farsta.stad.example"})
+        assert person.status_code == 200, person.text
     consumer = AIOKafkaConsumer(
         "obruten.alerts", bootstrap_servers=suite.broker, auto_offset_reset="earliest", group_id="test-run-alerts"
     )
@@ -140,7 +145,8 @@ async def test_a_placement_ten_days_without_school_raises_an_alert_end_to_end(su
         async with httpx.AsyncClient(base_url=suite.url("placement"), headers=headers, timeout=10) as client:
             child = (await client.post("/v1/children", json=child_body(43))).json()["id"]
             start = date.today() - timedelta(days=10)
-            placement = await client.post("/v1/placements", json=placement_body(child, start=start))
+            body = placement_body(child, start=start, caseworker="cw-e2e")
+            placement = await client.post("/v1/placements", json=body)
             assert placement.status_code == 201, placement.text
         placement_id = placement.json()["id"]
         opened = None
@@ -163,6 +169,13 @@ async def test_a_placement_ten_days_without_school_raises_an_alert_end_to_end(su
     assert alerts.status_code == 200, alerts.text
     items = alerts.json()["items"]
     assert len(items) == 1 and items[0]["status"] == "open"
+    deadline = time.monotonic() + 30
+    found: list[str] = []
+    while not found and time.monotonic() < deadline:
+        texts = [p.read_text() for p in (suite.data_dir / "mail").glob("*.eml")]
+        found = [t for t in texts if "To: cw-e2e@farsta.stad.example" in t and "Auto-Submitted: auto-generated" in t]
+        time.sleep(0.2)
+    assert found, "no mail to the caseworker in data_dir/mail"
 
 
 @pytest.mark.slow

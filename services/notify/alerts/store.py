@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.context import Context
+from services.notify.mail import queue as mail_queue
 from services.notify.models import (
     Alert,
     AlertHistory,
@@ -122,6 +123,8 @@ async def record_transition(
         )
     )
     await _queue_webhooks(session, alert, etype, event_id)
+    # Mail to the people and mailboxes this transition concerns, in this same transaction.
+    await mail_queue.on_transition(session, alert, transition, reason=reason, now=now)
 
 
 async def _queue_webhooks(session: AsyncSession, alert: Alert, etype: EventType, event_id: uuid.UUID) -> None:

@@ -4,7 +4,13 @@ Deliveries are claimed with FOR UPDATE SKIP LOCKED and leased (next_attempt_at p
 request timeout) in a short transaction, then sent outside any transaction, so a slow receiver
 never holds a database lock; a sender that dies mid-request leaves the lease to expire and
 another sends again. Delivery is therefore at least once: receivers de-duplicate on the
-X-Obruten-Delivery header or the CloudEvent id in the body.
+`webhook-id` header (the delivery's id, the same on every retry) or the CloudEvent id in the body.
+
+Each request is signed by the Standard Webhooks specification (signing.py) and goes to the
+address checked just before it (destinations.py: resolved again at every attempt, refused unless
+globally routable, connected to by address). Anything that goes wrong with one destination, of
+whatever kind, is that delivery's failed attempt alone: the others of the batch are marked as
+they went, and the failing one is retried with backoff and dead-lettered after the last attempt.
 
 Retry timing is operational, not a deadline rule: it runs on the database's wall clock, not on
 the injected domain clock.
@@ -13,8 +19,6 @@ the injected domain clock.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import random
@@ -22,7 +26,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import func, select, update
@@ -31,15 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.notify.metrics import NotifyMetrics
 from services.notify.models import Webhook, WebhookAttempt, WebhookDelivery
 from services.notify.settings import NotifySettings
+from services.notify.webhooks import destinations, signing
 from shared.kernel.tracing import SpanKind, continuing, current_traceparent, instrument_httpx
 
 log = logging.getLogger("obruten.notify.webhooks")
-
-SIGNATURE_HEADER = "X-Obruten-Signature"
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def backoff_seconds(ns: NotifySettings, attempt: int) -> float:
@@ -52,7 +51,7 @@ def backoff_seconds(ns: NotifySettings, attempt: int) -> float:
 class _Claimed:
     id: uuid.UUID
     url: str
-    secret: str
+    keys: list[str]
     body: str
     event_type: str
     attempts: int
@@ -69,13 +68,13 @@ class _Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-async def _post(http: httpx.AsyncClient, d: _Claimed) -> _Outcome:
+async def _post(http: httpx.AsyncClient, d: _Claimed, ns: NotifySettings, resolve: destinations.Resolver) -> _Outcome:
     # The delivery continues the alert's trace, which its CloudEvent body carries, and tells
     # the receiver with a W3C traceparent header.
     with continuing(
         "webhook deliver", _traceparent(d.body), kind=SpanKind.CLIENT, **{"obruten.delivery_id": str(d.id)}
     ):
-        return await _post_in_span(http, d)
+        return await _post_in_span(http, d, ns, resolve)
 
 
 def _traceparent(body: str) -> str | None:
@@ -86,23 +85,28 @@ def _traceparent(body: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def _post_in_span(http: httpx.AsyncClient, d: _Claimed) -> _Outcome:
-    body = d.body.encode()
-    headers = {
-        "Content-Type": "application/cloudevents+json",
-        SIGNATURE_HEADER: sign(d.secret, body),
-        "X-Obruten-Delivery": str(d.id),
-        "X-Obruten-Event-Type": d.event_type,
-        "User-Agent": "obruten-notify",
-    }
-    traceparent = current_traceparent()
-    if traceparent:
-        headers["traceparent"] = traceparent
+async def _post_in_span(
+    http: httpx.AsyncClient, d: _Claimed, ns: NotifySettings, resolve: destinations.Resolver
+) -> _Outcome:
     started = time.monotonic()
     try:
-        resp = await http.post(d.url, content=body, headers=headers)
+        checked = await destinations.check(d.url, ns, resolve)
+        headers = {
+            "Content-Type": "application/cloudevents+json",
+            **signing.headers(str(d.id), d.body, d.keys),
+            "X-Obruten-Event-Type": d.event_type,
+            "User-Agent": "obruten-notify",
+        }
+        traceparent = current_traceparent()
+        if traceparent:
+            headers["traceparent"] = traceparent
+        resp = await destinations.pinned_request(http, checked, content=d.body.encode(), headers=headers)
         return _Outcome(resp.status_code, None if resp.is_success else f"HTTP {resp.status_code}", _ms(started))
-    except httpx.HTTPError as exc:
+    except asyncio.CancelledError:
+        raise
+    except destinations.DestinationRefused as exc:
+        return _Outcome(None, f"destination refused: {exc}", _ms(started))
+    except Exception as exc:
         # The exception class only: a message can echo the URL, which may hold a token.
         return _Outcome(None, type(exc).__name__, _ms(started))
 
@@ -121,38 +125,22 @@ async def _record_outcomes(
     """One attempt row per POST; the delivery delivered, dead-lettered or due again later."""
     async with sessionmaker() as session, session.begin():
         for d, outcome in zip(claimed, outcomes, strict=True):
-            number = d.attempts + 1
-            session.add(
-                WebhookAttempt(
-                    delivery_id=d.id,
-                    number=number,
-                    at=func.now(),
-                    status_code=outcome.status_code,
-                    error=outcome.error,
-                    duration_ms=outcome.duration_ms,
-                )
-            )
-            values: dict[str, object] = {"attempts": number, "last_error": outcome.error}
+            await _mark(session, ns, d, outcome)
             if metrics is not None:
-                metrics.attempt(outcome.ok, dead=not outcome.ok and number >= ns.webhook_max_attempts)
-            if outcome.ok:
-                values.update(status="delivered", delivered_at=func.now())
-            elif number >= ns.webhook_max_attempts:
-                values.update(status="dead", dead_at=func.now())
-                log.warning("webhook delivery dead-lettered", extra={"delivery_id": str(d.id), "attempts": number})
-            else:
-                values.update(next_attempt_at=func.now() + timedelta(seconds=backoff_seconds(ns, number)))
-            await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == d.id, WebhookDelivery.status == "pending")
-                .values(**values)
-            )
+                metrics.attempt(outcome.ok, dead=not outcome.ok and d.attempts + 1 >= ns.webhook_max_attempts)
+
+
+def _keys(secret: str, previous: str | None, previous_expires_at: datetime | None) -> list[str]:
+    if previous and previous_expires_at is not None and previous_expires_at > datetime.now(UTC):
+        return [secret, previous]
+    return [secret]
 
 
 async def deliver_due(
     sessionmaker: async_sessionmaker[AsyncSession],
     ns: NotifySettings,
     http: httpx.AsyncClient,
+    resolve: destinations.Resolver = destinations.system_resolver,
     metrics: NotifyMetrics | None = None,
 ) -> int:
     """Send one batch of due deliveries; returns how many were attempted."""
@@ -167,6 +155,8 @@ async def deliver_due(
                     WebhookDelivery.attempts,
                     Webhook.url,
                     Webhook.secret,
+                    Webhook.previous_secret,
+                    Webhook.previous_secret_expires_at,
                 )
                 .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
                 .where(
@@ -186,23 +176,63 @@ async def deliver_due(
             .where(WebhookDelivery.id.in_([row.id for row in rows]))
             .values(next_attempt_at=func.now() + lease)
         )
-    claimed = [_Claimed(row.id, row.url, row.secret, row.body, row.event_type, row.attempts) for row in rows]
-    outcomes = await asyncio.gather(*(_post(http, d) for d in claimed))
+    claimed = [
+        _Claimed(
+            row.id,
+            row.url,
+            _keys(row.secret, row.previous_secret, row.previous_secret_expires_at),
+            row.body,
+            row.event_type,
+            row.attempts,
+        )
+        for row in rows
+    ]
+    outcomes = await asyncio.gather(*(_post(http, d, ns, resolve) for d in claimed))
     await _record_outcomes(sessionmaker, ns, claimed, outcomes, metrics)
     return len(claimed)
+
+
+async def _mark(session: AsyncSession, ns: NotifySettings, d: _Claimed, outcome: _Outcome) -> None:
+    """Record one attempt: delivered, retried after a backoff, or dead-lettered after the last."""
+    number = d.attempts + 1
+    session.add(
+        WebhookAttempt(
+            delivery_id=d.id,
+            number=number,
+            at=func.now(),
+            status_code=outcome.status_code,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
+        )
+    )
+    values: dict[str, object] = {"attempts": number, "last_error": outcome.error}
+    if outcome.ok:
+        values.update(status="delivered", delivered_at=func.now())
+    elif number >= ns.webhook_max_attempts:
+        values.update(status="dead", dead_at=func.now())
+        log.warning("webhook delivery dead-lettered", extra={"delivery_id": str(d.id), "attempts": number})
+    else:
+        values.update(next_attempt_at=func.now() + timedelta(seconds=backoff_seconds(ns, number)))
+    await session.execute(
+        update(WebhookDelivery).where(WebhookDelivery.id == d.id, WebhookDelivery.status == "pending").values(**values)
+    )
 
 
 async def run_sender(
     sessionmaker: async_sessionmaker[AsyncSession],
     ns: NotifySettings,
     wake: asyncio.Event,
+    resolve: destinations.Resolver,
     metrics: NotifyMetrics | None = None,
 ) -> None:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(ns.webhook_timeout_seconds), follow_redirects=False) as http:
+    # trust_env off: a proxy from the environment would connect to the name, not the checked address.
+    async with httpx.AsyncClient(
+        timeout=httpx.Timeout(ns.webhook_timeout_seconds), follow_redirects=False, trust_env=False
+    ) as http:
         instrument_httpx(http)
         while True:
             try:
-                while await deliver_due(sessionmaker, ns, http, metrics) >= ns.webhook_batch_size:
+                while await deliver_due(sessionmaker, ns, http, resolve, metrics) >= ns.webhook_batch_size:
                     pass
             except asyncio.CancelledError:
                 raise

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import Query, Response
+from fastapi import Query, Request, Response
 from fastapi import status as http_status
+from fastapi.responses import JSONResponse
 
 from services.notify.rules.config import check_rule_name
 from services.notify.settings import NotifySettingsDep
-from services.notify.webhooks import schemas, service
+from services.notify.webhooks import destinations, schemas, service, signing
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district, invalid
@@ -27,7 +28,7 @@ router = v1_router()
 @router.post(
     "/webhooks",
     status_code=http_status.HTTP_201_CREATED,
-    response_model=schemas.WebhookOut,
+    response_model=schemas.WebhookCreated,
     tags=["webhooks"],
 )
 async def create_webhook(
@@ -36,26 +37,34 @@ async def create_webhook(
     settings: SettingsDep,
     ns: NotifySettingsDep,
     principal: PrincipalDep,
-) -> schemas.WebhookOut:
-    """Subscribe a URL to alert events. Each POST carries `X-Obruten-Signature: sha256=<hex>`, the
-    HMAC-SHA256 of the raw body with the secret; failed deliveries are retried with exponential
-    backoff and jitter, then dead-lettered (see the deliveries)."""
+    request: Request,
+) -> Response:
+    """Subscribe a URL to alert events. Each POST is signed by the Standard Webhooks specification
+    (headers `webhook-id`, `webhook-timestamp`, `webhook-signature`; the payloads are this
+    document's `webhooks`); failed deliveries are retried with exponential backoff and jitter, then
+    dead-lettered (see the deliveries). The host is resolved now and before every delivery, and
+    refused unless every address it resolves to is globally routable."""
     for i, d in enumerate(body.districts or []):
         check_district(settings.districts, d, f"body.districts.{i}")
     for i, rule in enumerate(body.rules or []):
         check_rule_name(rule, f"body.rules.{i}")
-    refusal = service.webhook_destination_refusal(body.url, ns)
-    if refusal is not None:
-        raise invalid("body.url", refusal)
+    try:
+        await destinations.check_registration(body.url, ns, request.app.state.webhook_resolver)
+    except destinations.DestinationRefused as exc:
+        raise invalid("body.url", str(exc)) from None
+    generated = signing.generate_secret() if body.secret is None else None
     hook = await service.create_webhook(
         session,
         url=body.url,
-        secret=body.secret,
+        secret=generated or str(body.secret),
         districts=body.districts,
         rules=body.rules,
         actor=principal.subject,
     )
-    return schemas.WebhookOut.model_validate(hook)
+    out = schemas.WebhookOut.model_validate(hook).model_dump(mode="json")
+    if generated is not None:
+        out["secret"] = generated  # shown this once; a given secret is never echoed
+    return JSONResponse(out, status_code=http_status.HTTP_201_CREATED)
 
 
 @router.get("/webhooks", response_model=list[schemas.WebhookOut], tags=["webhooks"])

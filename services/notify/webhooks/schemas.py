@@ -8,27 +8,50 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.notify.webhooks import signing
+from shared.web.schemas import LongText, NameText, ShortText
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def _usable_secret(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError("must not contain control characters")
+    signing.normalise_secret(value)  # a malformed whsec_ secret is refused here
+    return value
+
+
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2000, description="An http(s) URL the alert events are POSTed to.")
-    secret: str = Field(
+    url: LongText = Field(description="An http(s) URL the alert events are POSTed to.")
+    secret: ShortText | None = Field(
+        default=None,
         min_length=16,
-        max_length=500,
-        description="Signs each body: header X-Obruten-Signature: sha256=<hex HMAC-SHA256 of the body>.",
+        description="Signs each delivery by the Standard Webhooks specification. Omit it and notify makes one "
+        "(`whsec_<base64>`), answered once in the creation's `secret`. A `whsec_<base64>` secret (24-64 bytes) "
+        "is used as such; any other string is the key's raw UTF-8 bytes (verify with `Webhook(secret.encode())`).",
     )
-    districts: list[str] | None = Field(default=None, description="Only alerts of these districts; null: all.")
-    rules: list[str] | None = Field(default=None, description="Only alerts of these rules; null: all.")
+    districts: list[NameText] | None = Field(default=None, description="Only alerts of these districts; null: all.")
+    rules: list[NameText] | None = Field(default=None, description="Only alerts of these rules; null: all.")
+
+    @field_validator("secret")
+    @classmethod
+    def _usable_secret(cls, value: str | None) -> str | None:
+        return _usable_secret(value)
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 - raises on a port that is not a number 0-65535
+        except ValueError:
+            raise ValueError("not a valid URL: the port must be a number from 1 to 65535") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
         if parts.username or parts.password:
@@ -42,6 +65,28 @@ class WebhookOut(_Out):
     districts: list[str] | None
     rules: list[str] | None
     created_at: datetime
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, description="After a rotation: until when the previous secret still signs (beside the new)."
+    )
+
+
+class WebhookCreated(WebhookOut):
+    secret: str | None = Field(
+        default=None, description="Only when notify made the secret: the `whsec_` secret, shown this once."
+    )
+
+
+class SecretRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret: ShortText | None = Field(
+        default=None, min_length=16, description="The new secret; omitted: notify makes one."
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _usable_secret(cls, value: str | None) -> str | None:
+        return _usable_secret(value)
 
 
 class WebhookAttemptOut(_Out):

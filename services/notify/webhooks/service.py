@@ -3,12 +3,10 @@ delivery log."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,39 +16,23 @@ from services.notify.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
-from services.notify.settings import NotifySettings
+from services.notify.webhooks import signing
 from shared.kernel.errors import not_found
 
 log = logging.getLogger("obruten.notify")
 
 
-def webhook_destination_refusal(url: str, ns: NotifySettings) -> str | None:
-    """Why notify must not POST to this URL (OBRUTEN_NOTIFY_WEBHOOK_*), or None."""
-    host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    allowed = [h.lower() for h in ns.webhook_allowed_hosts]
-    if allowed:
-        if any(host == h or (h.startswith(".") and host.endswith(h)) for h in allowed):
-            return None
-        return "host not in the allowed webhook hosts (OBRUTEN_NOTIFY_WEBHOOK_ALLOWED_HOSTS)"
-    if ns.webhook_allow_private:
-        return None
-    if host == "localhost" or host.endswith(".localhost"):
-        return "must not point at this machine"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None  # a name; production narrows names with the allow-list
-    if address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified:
-        return "must not point at this machine or a private network"
-    if address.is_multicast or address.is_reserved:
-        return "not a unicast public address"
-    return None
-
-
 async def create_webhook(
     session: AsyncSession, *, url: str, secret: str, districts: list[str] | None, rules: list[str] | None, actor: str
 ) -> Webhook:
-    hook = Webhook(id=uuid.uuid4(), url=url, secret=secret, districts=districts, rules=rules, created_by=actor)
+    hook = Webhook(
+        id=uuid.uuid4(),
+        url=url,
+        secret=signing.normalise_secret(secret),
+        districts=districts,
+        rules=rules,
+        created_by=actor,
+    )
     session.add(hook)
     await session.flush()
     return hook

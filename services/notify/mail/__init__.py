@@ -1,0 +1,59 @@
+"""Notify's mail: the right person is told of an alert (issue 16).
+
+    models     the people directory, functional mailboxes, each placement's caseworker, the queue
+    directory  reading and writing those
+    queue      who is told of a transition; written in the transition's transaction
+    compose    the words (Swedish, plain text and HTML, no personal data)
+    sender     SMTP delivery (aiosmtplib), retries, dead letters, metrics
+    digest     the daily digest
+    endpoints  /v1/people, /v1/mail-recipients, /v1/mail-deliveries
+
+The rest of notify calls in at three places only: the consumer's handler (`record_caseworker`),
+an alert transition (`queue.on_transition`) and the app's background tasks (`run_mail`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.notify.mail.digest import run_digest, run_digest_loop
+from services.notify.mail.sender import MailMetrics, run_sender, send_due
+
+
+def install(app: FastAPI) -> None:
+    """Metrics on the app's registry; once per app, before it starts."""
+    app.state.mail_metrics = MailMetrics(app.state.metrics.registry)
+
+
+async def run_mail(app: FastAPI) -> None:
+    """The background task: the sender and the digest, woken by committed alert changes."""
+    wake = asyncio.Event()
+
+    def wake_sender(session: AsyncSession) -> None:
+        # Any writer (a request, a consumer batch, a tick) that queued mail.
+        if session.info.get("mail_written"):
+            wake.set()
+
+    app.state.commit_hooks.register(wake_sender)
+    settings, ns, sessionmaker = app.state.settings, app.state.notify_settings, app.state.sessionmaker
+    await asyncio.gather(
+        run_sender(sessionmaker, ns, settings.web_url, app.state.mail_metrics, wake),
+        run_digest_loop(sessionmaker, ns, settings.timezone, app.state.clock, wake),
+    )
+
+
+async def send_mail(app: FastAPI) -> int:
+    """One sender pass now (tests, after moving the clock)."""
+    return await send_due(
+        app.state.sessionmaker, app.state.notify_settings, app.state.settings.web_url, app.state.mail_metrics
+    )
+
+
+async def make_digests(app: FastAPI) -> int:
+    """One digest check against the app's clock (tests call it after moving a FixedClock)."""
+    return await run_digest(
+        app.state.sessionmaker, app.state.notify_settings, app.state.settings.timezone, app.state.clock
+    )
