@@ -78,8 +78,14 @@ class Settings(BaseSettings):
     school_port: int = 8002
     health_port: int = 8003
     notify_port: int = 8004
+    web_port: int = 8005
     # Where a service reaches another over HTTP; defaults to the local ports above.
     placement_url: str | None = None
+    school_url: str | None = None
+    health_url: str | None = None
+    notify_url: str | None = None
+    # Where people reach the web service (links in mails, the OIDC redirect); defaults to the local port.
+    web_url: str | None = None
 
     districts: list[str] = Field(default_factory=lambda: list(STOCKHOLM_DISTRICTS))
     timezone: str = "Europe/Stockholm"
@@ -97,6 +103,10 @@ class Settings(BaseSettings):
     jwt_audience: str = "obruten"
     # Only for minting development tokens (`obruten token`) on the embedded default.
     jwt_private_key_file: Path | None = None
+    # The claims naming a token's roles (a list or a space-separated string) and district:
+    # whatever the city's identity provider calls them.
+    jwt_roles_claim: str = "roles"
+    jwt_district_claim: str = "district"
     # The bearer token this service presents when it calls another service, or a file holding it
     # (a mounted Secret, or what docker-compose's `keys` init service writes); the file is read
     # at each start, so a rotated token needs only a restart.
@@ -179,7 +189,11 @@ class Settings(BaseSettings):
         return None
 
     def placement_base_url(self) -> str:
-        return self.placement_url or f"http://{self.host}:{self.placement_port}"
+        return self.service_base_url("placement")
+
+    def service_base_url(self, service: str) -> str:
+        configured: str | None = getattr(self, f"{service}_url")
+        return (configured or f"http://{self.host}:{self.service_port(service)}").rstrip("/")
 
 
 @lru_cache

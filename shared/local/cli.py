@@ -106,7 +106,7 @@ def _serve(settings: Settings, name: str, *, migrate: bool) -> int:
 
     configure_logging(settings.log_level, name)
     configure_tracing(name)
-    if migrate:
+    if migrate and service(name).migrations is not None:
         from shared.local.migrate import prepare_database
 
         asyncio.run(prepare_database(name, settings.service_database_url(name)))

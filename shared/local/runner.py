@@ -61,6 +61,9 @@ def run(settings: Settings) -> int:
         if "notify" in services and not suite.env.get("OBRUTEN_NOTIFY_SMTP_HOST"):
             suite.mail = _start_mail(settings, data_dir, suite.env)
         _development_keys(settings, suite.env, data_dir)
+        if _loopback(settings.host) and "OBRUTEN_WEB_PLAIN_HTTP" not in suite.env:
+            # A front end served over plain http on this machine: its session cookie cannot be Secure.
+            suite.env["OBRUTEN_WEB_PLAIN_HTTP"] = "true"
         _start_services(settings, suite, services, data_dir)
         _wait_listening(settings, suite.children)
         _announce(settings, suite.env, services, data_dir)
@@ -138,8 +141,11 @@ def _start_services(settings: Settings, suite: _Suite, services: list[str], data
 
 
 def _announce(settings: Settings, env: dict[str, str], services: list[str], data_dir: Path) -> None:
-    for name in services:
-        say(f"{name:<10} http://{settings.host}:{settings.service_port(name)}  (API docs: /docs)")
+    # The pages people use first: that is the address to open.
+    for name in sorted(services, key=lambda s: not service(s).front_end):
+        where = "(open this in a browser)" if service(name).front_end else "(API docs: /docs)"
+        url = f"http://{settings.host}:{settings.service_port(name)}"
+        say(f"{name:<10} {url}/  {where}" if service(name).front_end else f"{name:<10} {url}  {where}")
     say(f"logs in {data_dir / 'logs'}")
     if "OBRUTEN_JWT_PRIVATE_KEY_FILE" in env:
         token = mint_token(
@@ -186,6 +192,10 @@ def _start_mail(settings: Settings, data_dir: Path, env: dict[str, str]) -> Mail
     )
     say(f"started a local SMTP server on {mail.host}:{mail.port}; mail is kept in {data_dir / 'mail'}")
     return mail
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 async def _prepare(settings: Settings, services: list[str]) -> None:

@@ -73,7 +73,7 @@ class Authenticator:
 
     def verify(self, token: str) -> Principal:
         if self._jwks is not None:
-            key: Any = self._jwks.get_signing_key_from_jwt(token).key
+            key: Any = jwks_signing_key(self._jwks, token)
         elif self._key is not None:
             key = self._key
         else:
@@ -86,14 +86,34 @@ class Authenticator:
             issuer=self.settings.jwt_issuer,
             options={"require": ["exp", "iat", "sub"]},
         )
-        try:
-            parsed = Claims.model_validate(claims)
-        except ValidationError:
-            # The claims' values stay out of the answer and the logs.
-            raise jwt.InvalidTokenError("malformed claims") from None
-        raw_roles = parsed.roles.split() if isinstance(parsed.roles, str) else parsed.roles
-        roles = frozenset(Role(r) for r in raw_roles if r in Role.__members__)
-        return Principal(subject=parsed.sub, roles=roles, district=parsed.district)
+        return principal_from_claims(claims, self.settings)
+
+
+def jwks_signing_key(client: jwt.PyJWKClient, token: str) -> Any:
+    """The key that signed `token`: the one its `kid` names, or, for a token without one (some
+    providers leave it out), the provider's only signing key."""
+    if jwt.get_unverified_header(token).get("kid") is None:
+        keys = client.get_signing_keys()
+        if len(keys) == 1:
+            return keys[0].key
+    return client.get_signing_key_from_jwt(token).key
+
+
+def principal_from_claims(claims: dict[str, Any], settings: Settings) -> Principal:
+    """Who a verified token speaks for: roles and district from the configured claims
+    (jwt_roles_claim, jwt_district_claim), validated as `Claims`."""
+    picked: dict[str, Any] = {"sub": claims.get("sub")}
+    for name, claim in (("roles", settings.jwt_roles_claim), ("district", settings.jwt_district_claim)):
+        if claim in claims:
+            picked[name] = claims[claim]
+    try:
+        parsed = Claims.model_validate(picked)
+    except ValidationError:
+        # The claims' values stay out of the answer and the logs.
+        raise jwt.InvalidTokenError("malformed claims") from None
+    raw_roles = parsed.roles.split() if isinstance(parsed.roles, str) else parsed.roles
+    roles = frozenset(Role(r) for r in raw_roles if r in Role.__members__)
+    return Principal(subject=parsed.sub, roles=roles, district=parsed.district)
 
 
 _bearer = HTTPBearer(auto_error=False)

@@ -44,6 +44,8 @@ class ServiceDefinition:
     emits: Sequence[EventType] = ()
     # Where the service starts in `obruten run`: lower first.
     order: int = 100
+    # Pages for people (services/web): `obruten run` prints its address first.
+    front_end: bool = False
 
 
 def _load(ep: EntryPoint) -> ServiceDefinition:

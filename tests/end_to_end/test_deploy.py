@@ -20,6 +20,7 @@ from shared.contracts.topics import TOPIC_DEADLETTER, TOPIC_OWNERS
 from shared.kernel.settings import Settings
 from shared.local.embedded import PRIVATE_LOG_SETTINGS
 from shared.local.runner import available_services
+from shared.web.registry import services
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,8 +57,12 @@ def test_every_built_service_is_buildable_from_files_that_exist() -> None:
 
 
 def test_compose_settings_are_settings_the_code_reads() -> None:
-    # The shared settings, and notify's own (services/notify/settings.py, env OBRUTEN_NOTIFY_…).
+    # The shared settings, notify's own (services/notify/settings.py, env OBRUTEN_NOTIFY_…) and
+    # every other service's own settings class (OBRUTEN_<SERVICE>_…).
     fields = set(Settings.model_fields) | {f"notify_{name}" for name in NotifySettings.model_fields}
+    for definition in services().values():
+        prefix = str(definition.settings.model_config.get("env_prefix", "")).removeprefix("OBRUTEN_").lower()
+        fields |= {f"{prefix}{field}" for field in definition.settings.model_fields}
     for name, svc in compose()["services"].items():
         env = svc.get("environment") or {}
         for key in env:

@@ -98,6 +98,16 @@ def test_run_prints_where_each_service_listens(suite: RunningSuite) -> None:
 
 
 @pytest.mark.slow
+def test_run_prints_the_web_address_first_and_it_offers_a_sign_in(suite: RunningSuite) -> None:
+    if "web" not in suite.ports:
+        pytest.skip("this checkout has no web service")
+    urls = [line for line in suite.output if "http://127.0.0.1:" in line]
+    assert f"http://127.0.0.1:{suite.ports['web']}/" in urls[0], urls
+    page = httpx.get(f"{suite.url('web')}/login", timeout=10)
+    assert page.status_code == 200 and '<select id="role" name="role"' in page.text
+
+
+@pytest.mark.slow
 async def test_placement_created_over_http_arrives_on_the_bus_without_personnummer(suite: RunningSuite) -> None:
     headers = {"Authorization": f"Bearer {suite.token}"}
     body = child_body(42)
