@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -172,3 +173,29 @@ def test_every_text_the_templates_name_is_in_the_catalogue() -> None:
             if not texts.has(key):
                 missing.append(f"{path.name}: {key}")
     assert not missing, missing
+
+
+async def test_no_page_opens_without_signing_in(web: httpx.AsyncClient) -> None:
+    """Every route but the sign-in, the static files and the health checks sends a stranger to sign in."""
+    open_paths = {"/login", "/healthz", "/readyz", "/favicon.ico"}
+    app = web.app  # type: ignore[attr-defined]
+    checked = 0
+    for route in _routes(app.routes):
+        path, methods = getattr(route, "path", ""), getattr(route, "methods", None) or set()
+        if path in open_paths or path.startswith("/static") or not methods:
+            continue
+        url = re.sub(r"\{[^}]+\}", "5f0c7a52-0b6e-4d43-9d5e-2f1c1f3e6a10", path)
+        for method in methods - {"HEAD"}:
+            resp = await web.request(method, url)
+            assert resp.status_code == 303 and resp.headers["location"].startswith("/login"), (method, path)
+            checked += 1
+    assert checked >= 10
+
+
+def _routes(routes: list[Any]) -> list[Any]:
+    """Every route, also inside included routers (FastAPI keeps those as one entry each)."""
+    out: list[Any] = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        out += _routes(inner.routes) if inner is not None else [route]
+    return out

@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from shared.kernel.settings import Settings
 from shared.local.migrate import alembic_config, ensure_database
 from shared.local.runner import available_services
+from shared.web.registry import service as registered
 
 
-@pytest.mark.parametrize("service", available_services())
+@pytest.mark.parametrize("service", [s for s in available_services() if registered(s).migrations is not None])
 async def test_migrations_go_down_and_up_again_and_match_the_models(service: str, migrated: Settings) -> None:
     fresh = migrated.model_copy(update={"database_prefix": f"{migrated.database_prefix}mig_"})
     url = fresh.service_database_url(service)
