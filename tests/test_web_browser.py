@@ -205,6 +205,30 @@ async def test_caseworker_records_a_school_start_and_the_alert_leaves_the_inbox(
         await lookup.get_by_role("button", name="Sök").click()
         not_found = "Inget barn med det numret i din stadsdel."
         await expect(page.locator("#lookup-personnummer-error")).to_have_text(not_found)
+
+        # Register a child, then start, move and end its placement from the same page.
+        newcomer = child_body(70, district="Farsta")
+        register = page.locator('form[action="/search/register"]')
+        await register.get_by_label("Personnummer").fill(newcomer["personnummer"])
+        await register.get_by_role("button", name="Registrera").click()
+        start = page.locator('form[action="/search/start"]')
+        await start.get_by_label("Placeringsform").select_option("jourhem")
+        await start.get_by_label("Startdatum").fill((today - timedelta(days=10)).isoformat())
+        await start.get_by_role("button", name="Starta placering").click()
+        await expect(page.get_by_role("status")).to_contain_text("Placeringen är registrerad")
+        await assert_no_personal_data(page, newcomer["personnummer"])
+        for action, fill, button, done in (
+            ("move", ("Flyttdatum", (today - timedelta(days=5)).isoformat()), "Flytta", "Flytten är registrerad"),
+            ("end", ("Slutdatum", today.isoformat()), "Avsluta", "Placeringen är avslutad"),
+        ):
+            await page.goto(f"{desk.web}/search")
+            await lookup.get_by_label("Personnummer").fill(newcomer["personnummer"])
+            await lookup.get_by_role("button", name="Sök").click()
+            form = page.locator(f'form[action="/search/{action}"]')
+            await form.get_by_label(fill[0]).fill(fill[1])
+            await form.get_by_role("button", name=button).click()
+            await expect(page.get_by_role("status")).to_contain_text(done)
+        await expect(page.get_by_text("Flytt till annan placering")).to_be_visible()  # the first one's end reason
         await page.goto(f"{desk.web}/children/{bromma_child['id']}")
         await expect(page.get_by_role("heading", level=1)).to_have_text("Hittades inte")
         await check_page(page, "not-found")

@@ -61,6 +61,10 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+# What a form here or on the search page has just done (a catalogue key under `done.`).
+DONE = frozenset(ACTIONS) | {"placement_start", "placement_move", "placement_end"}
+
+
 def _id(value: str) -> str:
     return str(uuid.UUID(value))
 
@@ -79,7 +83,7 @@ async def _render(
     ctx: dict[str, Any] = {
         "view": view,
         "today": web.clock.today().isoformat(),
-        "done": request.query_params.get("done", "") if request.query_params.get("done") in ACTIONS else "",
+        "done": request.query_params.get("done", "") if request.query_params.get("done") in DONE else "",
         "errors": errors or {},
         "values": values or {},
     }
