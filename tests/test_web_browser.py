@@ -192,6 +192,14 @@ async def test_caseworker_records_a_school_start_and_the_alert_leaves_the_inbox(
             await expect(page.locator(".part")).to_have_count(0)  # every section has come in
             await check_page(page, name)
         await expect(page.get_by_text(FARSTA)).to_be_visible()  # the address the ID token carried
+        # Signing in handed that address to notify (PUT /v1/people/{subject}, the person's own token).
+        person = await desk.api("GET", "notify", f"/v1/people/{FARSTA}")
+        assert person.status_code == 200 and person.json()["email"] == FARSTA, person.text
+        await page.get_by_label("En sammanfattning per dag").check()
+        await page.get_by_role("button", name="Spara").click()
+        await expect(page.get_by_role("status")).to_have_text("Sparat.")
+        person = await desk.api("GET", "notify", f"/v1/people/{FARSTA}")
+        assert person.json()["delivery"] == "digest", person.text
 
         # Finding a child by personnummer: a POST, the number in no URL.
         await page.goto(f"{desk.web}/search")

@@ -37,7 +37,11 @@ def content_security_policy(settings: Settings) -> str:
 
 
 def public_url(settings: Settings) -> str:
-    return (settings.web_url or f"http://{settings.host}:{settings.web_port}").rstrip("/")
+    # The configured address only when set: its default names the standard port, and a test or a
+    # second instance on another port must send the provider back to itself.
+    if "web_url" in settings.model_fields_set:
+        return settings.web_url.rstrip("/")
+    return f"http://{settings.host}:{settings.web_port}"
 
 
 def _parts(settings: Settings, config: WebSettings, clock: Clock | None) -> Web:

@@ -84,8 +84,6 @@ class Settings(BaseSettings):
     school_url: str | None = None
     health_url: str | None = None
     notify_url: str | None = None
-    # Where people reach the web service (links in mails, the OIDC redirect); defaults to the local port.
-    web_url: str | None = None
 
     districts: list[str] = Field(default_factory=lambda: list(STOCKHOLM_DISTRICTS))
     timezone: str = "Europe/Stockholm"
@@ -120,8 +118,9 @@ class Settings(BaseSettings):
 
     # Where `obruten run` starts its local SMTP server for notify's mail (issue 16).
     embedded_smtp_port: int = Field(default=8025, ge=1, le=65535)
-    # The web page's address: notify's mails link to {web_url}/alerts/{alert_id}.
-    web_url: str = "http://127.0.0.1:8000"
+    # The web page's address: notify's mails link to {web_url}/alerts/{alert_id}; the web service's
+    # OIDC redirect is {web_url}/auth/callback when set (else its own host and port).
+    web_url: str = "http://127.0.0.1:8005"
 
     # Reports (shared/web/reports.py). A period may span at most this many days, both ends counted.
     report_max_period_days: int = Field(default=3660, ge=1)
