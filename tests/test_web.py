@@ -7,7 +7,6 @@ import re
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +16,7 @@ from services.web.app import create_app
 from services.web.texts import Texts
 from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings
 from shared.web.auth import Role
+from tests.fixtures.support import all_routes
 
 TEMPLATES = Path(str(resources.files("services.web").joinpath("templates")))
 
@@ -180,7 +180,7 @@ async def test_no_page_opens_without_signing_in(web: httpx.AsyncClient) -> None:
     open_paths = {"/login", "/healthz", "/readyz", "/favicon.ico"}
     app = web.app  # type: ignore[attr-defined]
     checked = 0
-    for route in _routes(app.routes):
+    for route in all_routes(app.routes):
         path, methods = getattr(route, "path", ""), getattr(route, "methods", None) or set()
         if path in open_paths or path.startswith("/static") or not methods:
             continue
@@ -191,11 +191,3 @@ async def test_no_page_opens_without_signing_in(web: httpx.AsyncClient) -> None:
             checked += 1
     assert checked >= 10
 
-
-def _routes(routes: list[Any]) -> list[Any]:
-    """Every route, also inside included routers (FastAPI keeps those as one entry each)."""
-    out: list[Any] = []
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        out += _routes(inner.routes) if inner is not None else [route]
-    return out
