@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ns = notify_settings(settings)
     # Refuses an inconsistent rules configuration here, at start-up, naming the setting.
     rules = ns.load_rules()
-    ctx = Context(rules=rules, clock=clock, tz=ZoneInfo(settings.timezone))
+    ctx = Context(rules=rules, clock=clock, tz=ZoneInfo(settings.timezone), settle=timedelta(seconds=ns.settle_seconds))
     spec = ServiceSpec(
         name="notify",
         title="Obruten notify service",

@@ -4,7 +4,7 @@ local time zone."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.notify.rules.config import RulesConfig
@@ -18,6 +18,8 @@ class Context:
     rules: RulesConfig
     clock: Clock
     tz: ZoneInfo
+    # The settle period (NotifySettings.settle_seconds).
+    settle: timedelta = timedelta(0)
 
     def today(self) -> date:
         return self.clock.now().astimezone(self.tz).date()

@@ -74,6 +74,17 @@ class Examination(Base):
     completed_on: Mapped[date | None]
 
 
+class PlacementArrival(Base):
+    """When notify first learnt of a placement and of its end (notify's clock, not the database's):
+    a history entered late is held for the settle period, so that the rest of it can arrive."""
+
+    __tablename__ = "placement_arrival"
+
+    placement_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    first_seen_at: Mapped[datetime]
+    ended_seen_at: Mapped[datetime | None]
+
+
 class AlertDue(Base):
     """The due-time index: when each (placement, rule) must next be looked at.
 
@@ -97,8 +108,10 @@ ALERT_STATUSES = tuple(s.value for s in AlertStatus)
 
 class Alert(TimestampMixin, Base):
     """One alert per (rule, placement): the unique constraint is what stops two replicas from
-    raising it twice. A breach after a resolution (a school end reopens the clock) reopens the
-    same alert; its history keeps every episode."""
+    raising it twice. The alert follows the child: on a move it passes to the child's new
+    placement (and district), so `placement_id` is the latest placement of the child's unbroken
+    time in care. A breach after a resolution (a school end reopens the clock) reopens the same
+    alert; its history keeps every episode and every move."""
 
     __tablename__ = "alert"
 
@@ -125,6 +138,8 @@ class Alert(TimestampMixin, Base):
     acknowledgement_note: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[datetime | None]
     resolution_reason: Mapped[str | None] = mapped_column(Text)
+    # A school start on record for a later day: the clock runs until then, the alert says so.
+    planned_school_start: Mapped[date | None]
 
     __table_args__ = (
         UniqueConstraint("rule", "placement_id", name="uq_alert_rule_placement"),

@@ -26,6 +26,12 @@ class NotifySettings(BaseSettings):
     # How often the evaluation tick looks for due rows, and how many it takes per transaction.
     tick_interval_seconds: float = Field(default=30.0, gt=0)
     tick_batch_size: int = Field(default=500, ge=1)
+    # Late history: new alerts of a child whose placement notify learnt of less than this long
+    # ago are held (and a placement's end does not resolve the child's alerts until it has
+    # passed), so that the rest of a history being entered (the next placement of a move, the
+    # school start, an import's other records) can arrive first. A real breach still alerts
+    # when the period ends. 0: evaluate at once.
+    settle_seconds: float = Field(default=900.0, ge=0)
     webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
     webhook_batch_size: int = Field(default=50, ge=1)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)

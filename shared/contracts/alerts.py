@@ -4,6 +4,20 @@ Every transition of an alert is announced with the alert's state after it. They 
 the district, the rule, dates and day counts only: never a personnummer, a name, a whereabouts
 or an acknowledgement's free-text note (that stays behind the API).
 
+The alert follows the child, not the placement: a move (or a new placement starting within the
+configured gap after the last one ended) continues the child's time in care, and its open alerts
+stay open. What changes on an alert that is neither a step up nor a resolution is announced as
+`obruten.alert.changed`, with the alert's state after the change and a `reason`:
+
+* `moved`: the child moved to another placement of the same district (`placement_id` is the new one);
+* `transferred`: the case passed to another district (`district` is the receiving one; from this
+  event on, the sending district's subscriptions no longer hear of the alert);
+* `dates_corrected`: a placement's start date or a school record's date was corrected and the alert,
+  still in breach, was re-evaluated from the new dates: `clock_start`, `deadline` and the day counts
+  are the new ones. A correction that puts today before the deadline again resolves the alert
+  instead (`obruten.alert.resolved`, reason `deadline_moved`); one that moves it past more steps of
+  the ladder announces each step reached (`obruten.alert.escalated`, one per level).
+
 Consumed: `obruten.placement` (shared/contracts/placement.py), `obruten.school`
 (shared/contracts/school.py) and `obruten.health` (shared/contracts/health.py).
 """
@@ -59,7 +73,11 @@ class AlertChanged(EventData):
     as_of: date = Field(description="The day this transition was decided (Europe/Stockholm).")
     calendar_days: int = Field(description="Calendar days since clock_start, as of as_of (for resolved: it took).")
     counted_days: int = Field(description="Days counted by the rule (term breaks or non-working days skipped).")
-    reason: str | None = Field(default=None, description="Why it was resolved, e.g. school_started, placement_ended.")
+    reason: str | None = Field(
+        default=None,
+        description="Why it was resolved (e.g. school_started, placement_ended) or changed (moved, transferred, "
+        "dates_corrected).",
+    )
     acknowledged_by: str | None = Field(default=None, description="The staff member's subject id, when acknowledged.")
 
 
@@ -80,6 +98,16 @@ ALERT_RESOLVED = event_type(
 )
 
 
+ALERT_CHANGED = event_type(
+    "obruten.alert.changed",
+    TOPIC_ALERTS,
+    AlertChanged,
+    "An active alert changed without a step up or a resolution: the child moved (reason moved), the case "
+    "passed to another district (transferred), or corrected dates re-evaluated it (dates_corrected: the new "
+    "clock_start, deadline and days).",
+)
+
+
 class Transition(StrEnum):
     """What happened to an alert: each is announced with its own event type."""
 
@@ -88,6 +116,15 @@ class Transition(StrEnum):
     escalated = "escalated"
     acknowledged = "acknowledged"
     resolved = "resolved"
+    changed = "changed"
+
+
+class ChangeReason(StrEnum):
+    """Why an active alert changed (`obruten.alert.changed`)."""
+
+    moved = "moved"
+    transferred = "transferred"
+    dates_corrected = "dates_corrected"
 
 
 TRANSITION_EVENTS = {
@@ -96,4 +133,5 @@ TRANSITION_EVENTS = {
     Transition.escalated: ALERT_ESCALATED,
     Transition.acknowledged: ALERT_ACKNOWLEDGED,
     Transition.resolved: ALERT_RESOLVED,
+    Transition.changed: ALERT_CHANGED,
 }

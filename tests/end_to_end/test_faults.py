@@ -249,6 +249,8 @@ class NotifyProcess:
                 "OBRUTEN_NOTIFY_PORT": str(self.port),
                 "OBRUTEN_JWT_PUBLIC_KEY_FILE": str(settings.jwt_public_key_file),
                 "OBRUTEN_NOTIFY_TICK_INTERVAL_SECONDS": "3600",
+                # The backdated placements are to be evaluated on arrival (as the session's settings say).
+                "OBRUTEN_NOTIFY_SETTLE_SECONDS": "0",
                 "OBRUTEN_LOG_LEVEL": "WARNING",
             }
         )

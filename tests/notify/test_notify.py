@@ -366,8 +366,10 @@ async def test_a_school_start_and_end_learnt_together_close_the_episode_and_open
             await evaluate_placements(session, notify.app.state.notify_context, [case.placement_id])
         got = await detail(notify, alert["id"])
         assert got["status"] == "open" and got["clock_start"] == str(day(11)) and got["calendar_days"] == 9
-        assert [h["transition"] for h in got["history"]] == ["opened", "resolved", "opened"]
-        assert got["history"][1]["reason"] == "clock_restarted"
+        # Opened on day 20, past the deadline (day 8) and the manager's step (day 15): each level is
+        # told in turn (issue 14, finding 4), so the first episode is opened then escalated.
+        assert [h["transition"] for h in got["history"]] == ["opened", "escalated", "resolved", "opened"]
+        assert got["history"][2]["reason"] == "clock_restarted"
 
 
 async def test_plan_and_examination_rules(service_client, settings, clock):

@@ -34,7 +34,9 @@ class AlertTransitionOut(_Out):
 class AlertOut(_Out):
     id: uuid.UUID
     rule: str
-    placement_id: uuid.UUID
+    placement_id: uuid.UUID = Field(
+        description="The child's current placement: an alert follows the child across moves (see its history)."
+    )
     child_id: uuid.UUID
     district: str
     status: AlertStatus
@@ -53,6 +55,11 @@ class AlertOut(_Out):
     acknowledgement_note: str | None
     resolved_at: datetime | None
     resolution_reason: str | None
+    planned_school_start: date | None = Field(
+        description="A school start on record for a later day: the clock keeps running until then (a start "
+        "planned after the deadline does not keep the alert from opening); it counts as the start from its day "
+        "unless withdrawn before."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -66,6 +66,7 @@ async def insert_alert(
         "counted_days": a.counted_days,
         "prewarned_at": now if status == AlertStatus.warning else None,
         "opened_at": now if status == AlertStatus.open else None,
+        "planned_school_start": a.planned_start,
     }
     stmt = pg_insert(Alert).values(**values).on_conflict_do_nothing(constraint="uq_alert_rule_placement")
     inserted = await session.scalar(stmt.returning(Alert))

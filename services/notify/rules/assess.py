@@ -5,34 +5,44 @@ Europe/Stockholm) and says where a placement stands for one rule, and on which f
 can change by the mere passing of time. The service turns assessments into alert transitions
 and into the next due time of the (placement, rule) pair.
 
-Day counting: the clock starts on day 0 (the placement start, or the day a school attendance
-ended). A rule is breached when MORE than `days` counted days have passed: placed on day 0 and
-still without school on day 8 breaches the 7-day rule, a start on day 7 meets it. Counted days
-skip configured term breaks (school_gap) or weekends and Swedish public holidays (exam rules
-with working_days).
+The clock follows the child: `Facts.earlier` holds the earlier placements of the child's
+unbroken time in care (a move, or a placement starting within the configured gap after the last
+one ended), and each rule counts from the first of the trailing placements it covers (see
+`_chain`). The alert of a run belongs to its latest placement, the head.
+
+Day counting: the clock starts on day 0 (the start of the child's time in care under the rule, the
+day the child came of the rule's age, or the day a school attendance ended). A rule is breached
+when MORE than `days` counted days have passed: placed on day 0 and still without school on
+day 8 breaches the 7-day rule, a start on day 7 meets it. Counted days skip configured term
+breaks (school_gap) or weekends and Swedish public holidays (exam rules with working_days).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 
-import holidays
-
-from services.notify.rules.config import ExamRule, RuleBase, RulesConfig, SchoolGapRule, SchoolPlanRule
+from services.notify.rules.config import (
+    ExamRule,
+    RuleBase,
+    RulesConfig,
+    SchoolAge,
+    SchoolGapRule,
+    SchoolPlanRule,
+    months_earlier,
+)
+from services.notify.rules.days import DayCounter, counter_for
 from shared.contracts.alerts import RuleName
+
+__all__ = ["DayCounter", "counter_for"]  # the day counting lives in rules/days.py
 
 SCHOOL_GAP = RuleName.school_gap
 SCHOOL_PLAN_MISSING = RuleName.school_plan_missing
 HEALTH_EXAM_MISSING = RuleName.health_exam_missing
 DENTAL_EXAM_MISSING = RuleName.dental_exam_missing
-
-# Safety bound for day-by-day searches: no configured deadline may lie further out.
-_MAX_SEARCH_DAYS = 4000
 
 
 class State(StrEnum):
@@ -79,11 +89,17 @@ class Attendance:
 
 @dataclass
 class Facts:
+    """One placement and what is known of it; for the head of a run, the run's earlier
+    placements (oldest first) and the child's examinations done in other runs."""
+
     placement: Placement
     attendances: list[Attendance] = field(default_factory=list)
     plans: list[date] = field(default_factory=list)
     health_exams: list[date] = field(default_factory=list)  # completion dates
     dental_exams: list[date] = field(default_factory=list)
+    earlier: list[Facts] = field(default_factory=list)
+    other_health_exams: list[date] = field(default_factory=list)
+    other_dental_exams: list[date] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -100,57 +116,10 @@ class Assessment:
     met_on: date | None = None
     # The next day on which this assessment can change without any new event.
     next_check: date | None = None
-
-
-@lru_cache(maxsize=64)
-def _swedish_holidays(year: int) -> frozenset[date]:
-    # Midsummer, Christmas and New Year's Eve are not public holidays by law but are days off in
-    # practice (the package's "de_facto" category); a deadline in working days skips them too.
-    return frozenset(holidays.country_holidays("SE", years=year, categories=("public", "de_facto")))
-
-
-def _is_non_working(day: date) -> bool:
-    return day.weekday() >= 5 or day in _swedish_holidays(day.year)
-
-
-class DayCounter:
-    """Counts days after a start date, skipping the days `skip` says do not count."""
-
-    def __init__(self, skip: Callable[[date], bool] | None = None) -> None:
-        self.skip = skip
-
-    def count(self, start: date, until: date) -> int:
-        """Counted days d with start < d <= until."""
-        if until <= start:
-            return 0
-        if self.skip is None:
-            return (until - start).days
-        return sum(1 for i in range(1, (until - start).days + 1) if not self.skip(start + timedelta(days=i)))
-
-    def nth(self, start: date, n: int) -> date:
-        """The first day on which `n` days have been counted since start."""
-        if n <= 0:
-            return start
-        if self.skip is None:
-            return start + timedelta(days=n)
-        counted = 0
-        day = start
-        for _ in range(_MAX_SEARCH_DAYS * 2):
-            day += timedelta(days=1)
-            if not self.skip(day):
-                counted += 1
-                if counted >= n:
-                    return day
-        raise ValueError("no such day within the search bound; check the term breaks")
-
-
-def counter_for(rule: RuleBase) -> DayCounter:
-    if isinstance(rule, SchoolGapRule) and rule.term_breaks:
-        breaks = [(b.start, b.end) for b in rule.term_breaks]
-        return DayCounter(lambda d: any(s <= d <= e for s, e in breaks))
-    if isinstance(rule, ExamRule) and rule.working_days:
-        return DayCounter(_is_non_working)
-    return DayCounter()
+    # A school start on record for a later day (not withdrawn): shown on the alert as planned.
+    planned_start: date | None = None
+    # The clock started at a school end (not at the placement): a later one is a new episode.
+    from_school_end: bool = False
 
 
 def _future_min(today: date, days: Iterable[date | None]) -> date | None:
@@ -158,16 +127,46 @@ def _future_min(today: date, days: Iterable[date | None]) -> date | None:
     return min(later) if later else None
 
 
-def _in_scope(rule: SchoolGapRule | SchoolPlanRule | ExamRule, p: Placement) -> Reason | None:
+def _form_scope(rule: SchoolGapRule | SchoolPlanRule | ExamRule, p: Placement) -> Reason | None:
+    """Whether the placement itself is of a kind the rule covers (form, school change)."""
     if not rule.enabled:
         return Reason.rule_disabled
     if p.form not in rule.effective_forms():
         return Reason.not_applicable
     if isinstance(rule, SchoolGapRule) and not p.school_change:
         return Reason.not_applicable
-    if not rule.age_band.covers(p.child_birth_date, p.start_date):
-        return Reason.not_applicable
     return None
+
+
+def _chain(rule: SchoolGapRule | SchoolPlanRule | ExamRule, facts: Facts) -> list[Facts]:
+    """The trailing placements of the child's run that the rule counts over, oldest first, the
+    head last: back while the earlier placement is of a kind the rule covers. A school plan does
+    not carry over a move that means a change of school."""
+    chain = [facts]
+    for earlier in reversed(facts.earlier):
+        if _form_scope(rule, earlier.placement) is not None:
+            break
+        if isinstance(rule, SchoolPlanRule) and chain[0].placement.school_change:
+            break
+        chain.insert(0, earlier)
+    return chain
+
+
+def _age_window(rule: RuleBase, birth: date, school: SchoolAge) -> tuple[date | None, date | None]:
+    return rule.age_band.window(birth, school)
+
+
+def _out_of_age(
+    name: str, rule: RuleBase, p: Placement, school: SchoolAge, today: date
+) -> tuple[Assessment | None, date | None]:
+    """An inactive assessment when today lies outside the rule's age band (with the day the child
+    comes under it as the next check), else None and the first day of the band."""
+    first, last = _age_window(rule, p.child_birth_date, school)
+    if first is not None and today < first:
+        return Assessment(name, State.inactive, Reason.not_applicable, next_check=first), first
+    if last is not None and today > last:
+        return Assessment(name, State.inactive, Reason.not_applicable), first
+    return None, first
 
 
 def _countdown(
@@ -191,6 +190,7 @@ def _countdown(
         prewarning_on=prewarning_on,
         calendar_days=max(0, (today - clock_start).days),
         counted_days=counter.count(clock_start, today),
+        planned_start=scheduled,
     )
     if today >= deadline:
         return replace(base, state=State.breach, next_check=_future_min(today, [scheduled, placement_end]))
@@ -220,25 +220,46 @@ def _met(name: str, reason: Reason, counter: DayCounter, clock_start: date, met_
     )
 
 
-def assess_school_gap(rule: SchoolGapRule, facts: Facts, today: date) -> Assessment:
+def _school_attendances(chain: list[Facts]) -> list[Attendance]:
+    """The attendances of a chain of placements that each mean a change of school: one of an
+    earlier placement ends (at the latest) on the day the next placement starts. A withdrawn
+    planned start (ended on or before its start) never took place."""
+    out: list[Attendance] = []
+    for i, f in enumerate(chain):
+        move = chain[i + 1].placement.start_date if i + 1 < len(chain) else None
+        for a in f.attendances:
+            if a.start_date is not None and a.end_date is not None and a.end_date <= a.start_date:
+                continue
+            if move is not None:
+                if a.start_date is not None and a.start_date >= move:
+                    continue
+                a = Attendance(a.start_date, move if a.end_date is None else min(a.end_date, move))
+            out.append(a)
+    return out
+
+
+def assess_school_gap(rule: SchoolGapRule, facts: Facts, today: date, school: SchoolAge | None = None) -> Assessment:
     name = SCHOOL_GAP
     p = facts.placement
-    out = _in_scope(rule, p)
+    out = _form_scope(rule, p)
     if out is not None:
         return Assessment(name, State.inactive, out)
+    aged_out, age_from = _out_of_age(name, rule, p, school or SchoolAge(), today)
+    if aged_out is not None:
+        return aged_out
     if p.end_date is not None and p.end_date <= today:
         return Assessment(name, State.inactive, Reason.placement_ended)
     counter = counter_for(rule)
-    # A start ended on its own first day was withdrawn (a caseworker's correction, or an enrolment
-    # the school cancelled): the child never attended, so it neither met the rule nor restarts it.
-    attendances = [a for a in facts.attendances if a.start_date is None or a.end_date != a.start_date]
+    chain = _chain(rule, facts)
+    run_start = max([chain[0].placement.start_date] + ([age_from] if age_from else []))
+    attendances = _school_attendances(chain)
     begun = [a for a in attendances if a.start_date is not None and a.start_date <= today]
     current = [a for a in begun if a.end_date is None or a.end_date > today]
     ended = [a.end_date for a in attendances if a.end_date is not None and a.end_date <= today]
     if current:
         started = max(a.start_date for a in current if a.start_date is not None)
-        # The gap this start closed opened at the placement start or at the last end before it.
-        gap_start = max([p.start_date, *(e for e in ended if e <= started)])
+        # The gap this start closed opened at the run's start or at the last end before it.
+        gap_start = max([run_start, *(e for e in ended if e <= started)])
         return _met(
             name,
             Reason.school_started,
@@ -247,36 +268,64 @@ def assess_school_gap(rule: SchoolGapRule, facts: Facts, today: date) -> Assessm
             started,
             next_check=_future_min(today, [a.end_date for a in current] + [p.end_date]),
         )
-    clock_start = max([p.start_date, *ended])
+    clock_start = max([run_start, *ended])
     scheduled = _future_min(today, [a.start_date for a in attendances if a.end_date is None])
-    return _countdown(name, rule, counter, clock_start, today, scheduled=scheduled, placement_end=p.end_date)
+    return replace(
+        _countdown(name, rule, counter, clock_start, today, scheduled=scheduled, placement_end=p.end_date),
+        from_school_end=clock_start > run_start,
+    )
+
+
+def _done_for(rule: SchoolPlanRule | ExamRule, chain: list[Facts], kind: str, facts: Facts) -> list[date]:
+    """The records that fulfil a once-and-for-all rule: the chain's plans; for an examination,
+    any the child had, done at most `valid_for_months` before the chain began."""
+    if kind == "plan":
+        return [d for f in chain for d in f.plans]
+    assert isinstance(rule, ExamRule)
+    runs = [f.health_exams if kind == "health" else f.dental_exams for f in [*facts.earlier, facts]]
+    others = facts.other_health_exams if kind == "health" else facts.other_dental_exams
+    valid_from = months_earlier(chain[0].placement.start_date, rule.valid_for_months)
+    return [d for d in [*(d for run in runs for d in run), *others] if d >= valid_from]
 
 
 def _assess_once(
-    name: str, rule: SchoolPlanRule | ExamRule, done: list[date], reason: Reason, facts: Facts, today: date
+    name: str,
+    rule: SchoolPlanRule | ExamRule,
+    kind: str,
+    reason: Reason,
+    facts: Facts,
+    today: date,
+    school: SchoolAge,
 ) -> Assessment:
     """Rules fulfilled once and for all by one record (a school plan, a completed examination)."""
     p = facts.placement
-    out = _in_scope(rule, p)
+    out = _form_scope(rule, p)
     if out is not None:
         return Assessment(name, State.inactive, out)
+    aged_out, age_from = _out_of_age(name, rule, p, school, today)
+    if aged_out is not None:
+        return aged_out
     counter = counter_for(rule)
+    chain = _chain(rule, facts)
+    start = max([chain[0].placement.start_date] + ([age_from] if age_from else []))
+    done = _done_for(rule, chain, kind, facts)
     if done:
-        return _met(name, reason, counter, p.start_date, min(done))
+        return _met(name, reason, counter, start, min(done))
     if p.end_date is not None and p.end_date <= today:
         return Assessment(name, State.inactive, Reason.placement_ended)
-    return _countdown(name, rule, counter, p.start_date, today, scheduled=None, placement_end=p.end_date)
+    return _countdown(name, rule, counter, start, today, scheduled=None, placement_end=p.end_date)
 
 
 def assess(name: str, rules: RulesConfig, facts: Facts, today: date) -> Assessment:
+    school = rules.school_age
     if name == SCHOOL_GAP:
-        return assess_school_gap(rules.school_gap, facts, today)
+        return assess_school_gap(rules.school_gap, facts, today, school)
     if name == SCHOOL_PLAN_MISSING:
-        return _assess_once(name, rules.school_plan_missing, facts.plans, Reason.plan_registered, facts, today)
+        return _assess_once(name, rules.school_plan_missing, "plan", Reason.plan_registered, facts, today, school)
     if name == HEALTH_EXAM_MISSING:
-        return _assess_once(name, rules.health_exam_missing, facts.health_exams, Reason.exam_completed, facts, today)
+        return _assess_once(name, rules.health_exam_missing, "health", Reason.exam_completed, facts, today, school)
     if name == DENTAL_EXAM_MISSING:
-        return _assess_once(name, rules.dental_exam_missing, facts.dental_exams, Reason.exam_completed, facts, today)
+        return _assess_once(name, rules.dental_exam_missing, "dental", Reason.exam_completed, facts, today, school)
     raise ValueError(f"unknown rule {name}")
 
 

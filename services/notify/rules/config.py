@@ -15,7 +15,7 @@ it comes from, and every one can be changed by a municipality without touching c
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,51 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class AgeBand(_Strict):
-    """Ages (whole years on the day the placement starts) a rule covers; both ends inclusive."""
+def years_later(day: date, years: int) -> date:
+    """The same day `years` later (29 February becomes 28 February in a common year)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
 
+
+def months_earlier(day: date, months: int) -> date:
+    """The same day `months` earlier, clamped to the month's last day."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month + 1, d)
+        except ValueError:
+            continue
+    raise ValueError(day)
+
+
+class SchoolAge(_Strict):
+    """School age in Sweden (skollagen): compulsory from the autumn term of the year the child
+    turns 6 (förskoleklass, compulsory since autumn 2018), and the right to start upper
+    secondary school until the first half of the year the young person turns 20 (30 June)."""
+
+    from_year_turning: int = Field(default=6, ge=0, le=20)
+    # MM-DD: the first day of the autumn term. Municipalities set their own (mostly mid to late
+    # August); the default is the earliest usual one, so that no child falls outside the rule.
+    autumn_term_start: str = Field(default="08-15", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+    until_year_turning: int = Field(default=20, ge=0, le=21)
+    # MM-DD: the last day of the band in the year the young person turns `until_year_turning`.
+    until: str = Field(default="06-30", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+
+    def window(self, birth: date) -> tuple[date, date]:
+        m, d = (int(x) for x in self.autumn_term_start.split("-"))
+        um, ud = (int(x) for x in self.until.split("-"))
+        return date(birth.year + self.from_year_turning, m, d), date(birth.year + self.until_year_turning, um, ud)
+
+
+class AgeBand(_Strict):
+    """Ages a rule covers, evaluated on each day (a child who comes of age during a placement
+    comes under the rule on that day). `school_age`: the legal school age (`RulesConfig.school_age`);
+    `min_age`/`max_age`: whole years, both ends inclusive. All that are set apply together."""
+
+    school_age: bool = False
     min_age: int | None = Field(default=None, ge=0, le=20)
     max_age: int | None = Field(default=None, ge=0, le=20)
 
@@ -53,11 +95,27 @@ class AgeBand(_Strict):
             raise ValueError("min_age is above max_age")
         return self
 
-    def covers(self, birth: date, on: date) -> bool:
-        age = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-        if self.min_age is not None and age < self.min_age:
-            return False
-        return not (self.max_age is not None and age > self.max_age)
+    def window(self, birth: date, school: SchoolAge) -> tuple[date | None, date | None]:
+        """The first and the last day the band covers (None: open at that end)."""
+        first: date | None = None
+        last: date | None = None
+        if self.school_age:
+            first, last = school.window(birth)
+        if self.min_age is not None:
+            at = years_later(birth, self.min_age)
+            first = at if first is None else max(first, at)
+        if self.max_age is not None:
+            until = years_later(birth, self.max_age + 1) - timedelta(days=1)
+            last = until if last is None else min(last, until)
+        return first, last
+
+    def covers(self, birth: date, on: date, school: SchoolAge | None = None) -> bool:
+        first, last = self.window(birth, school or SchoolAge())
+        return (first is None or on >= first) and (last is None or on <= last)
+
+
+def _school_age_band() -> AgeBand:
+    return AgeBand(school_age=True)
 
 
 class TermBreak(_Strict):
@@ -104,6 +162,7 @@ class SchoolGapRule(RuleBase):
             PlacementForm.skyddat_boende,
         ]
     )
+    age_band: AgeBand = Field(default_factory=_school_age_band)
     include_sis: bool = False
     # Term breaks pause the count (the reports leave it open; default: they do not).
     term_breaks: list[TermBreak] = Field(default_factory=list)
@@ -133,6 +192,7 @@ class SchoolPlanRule(RuleBase):
     days: int = Field(default=7, ge=0, le=3650)
     prewarning_day: int | None = Field(default=5, ge=1)
     forms: list[PlacementForm] = Field(default_factory=lambda: [PlacementForm.hvb, PlacementForm.familjehem])
+    age_band: AgeBand = Field(default_factory=_school_age_band)
 
     def effective_forms(self) -> frozenset[str]:
         return frozenset(f.value for f in self.forms)
@@ -152,9 +212,19 @@ class ExamRule(RuleBase):
     prewarning_day: int | None = Field(default=21, ge=1)
     forms: list[PlacementForm] = Field(default_factory=lambda: list(PlacementForm))
     working_days: bool = False
+    # An examination done for the child counts for a new placement if it was done at most this
+    # many months before the placement (the child's time in care) began.
+    valid_for_months: int = Field(default=12, ge=0, le=120)
 
     def effective_forms(self) -> frozenset[str]:
         return frozenset(f.value for f in self.forms)
+
+
+class Moves(_Strict):
+    """When a new placement continues the child's time in care (and its clocks): a move, or a
+    placement starting at most `continuation_gap_days` after the previous one ended."""
+
+    continuation_gap_days: int = Field(default=0, ge=0, le=365)
 
 
 class EscalationStep(_Strict):
@@ -179,6 +249,8 @@ class RulesConfig(_Strict):
     health_exam_missing: ExamRule = Field(default_factory=ExamRule)
     dental_exam_missing: ExamRule = Field(default_factory=ExamRule)
     escalation: list[EscalationStep] = Field(default_factory=_default_ladder, min_length=1)
+    school_age: SchoolAge = Field(default_factory=SchoolAge)
+    moves: Moves = Field(default_factory=Moves)
     # An acknowledged alert keeps climbing the ladder while the child is still without school:
     # acknowledging says someone is on it, not that the problem is gone.
     escalate_acknowledged: bool = True
