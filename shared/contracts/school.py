@@ -1,9 +1,9 @@
 """Events the school service emits on `obruten.school` (key: the child's id).
 
 A school start may lie in the future (a planned start, up to the school service's configured
-number of days ahead): consumers count it as a start from its day. It is withdrawn by a
-`obruten.school.ended` whose `end_date` is on or before its `start_date` (reason `withdrawn`):
-the start never took place, and no gap opens on that end date.
+number of days ahead): consumers count it as a start from its day. It is withdrawn by an
+`obruten.school.ended` whose `end_date` is on or before its `start_date` (any reason): the start
+never took place, and no gap opens on that end date.
 
 For a child with protected identity or in protected housing, `school_unit_code` is always
 null in events: only the teaching team may know where such a child goes to school.
@@ -32,7 +32,6 @@ class SchoolEndReason(StrEnum):
     moved = "moved"
     left = "left"
     long_term_absence = "long_term_absence"
-    withdrawn = "withdrawn"  # a planned start that will not take place (end_date <= start_date)
     other = "other"
 
 
