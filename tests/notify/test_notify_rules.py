@@ -167,3 +167,80 @@ def test_the_rules_file_is_read_from_the_environment(tmp_path, monkeypatch):
     with pytest.raises(RulesConfigError) as refused:
         create_app(Settings())
     assert "OBRUTEN_NOTIFY_RULES_FILE" in str(refused.value) and "school_gap.prewarning_day" in str(refused.value)
+
+
+# --- issue 14: the child's clock, school age ------------------------------------------------------
+
+
+def run(*placements: r.Facts) -> r.Facts:
+    """The last placement as the head of a run, the others before it."""
+    head = placements[-1]
+    head.earlier = list(placements[:-1])
+    return head
+
+
+def test_a_school_plan_carries_over_a_move_unless_the_move_means_a_change_of_school():
+    first = facts("hvb", start=DAY0, end=day(10))
+    first.plans.append(day(2))
+    same_school = run(first, facts("familjehem", start=day(10), school_change=False))
+    met = r.assess("school_plan_missing", rules(), same_school, day(30))
+    assert (met.state, met.clock_start, met.met_on) == (r.State.met, DAY0, day(2))
+    first_again = facts("hvb", start=DAY0, end=day(10))
+    first_again.plans.append(day(2))
+    new_school = run(first_again, facts("familjehem", start=day(10), school_change=True))
+    breach = r.assess("school_plan_missing", rules(), new_school, day(18))
+    assert (breach.state, breach.clock_start, breach.deadline) == (r.State.breach, day(10), day(18))
+
+
+def test_an_examination_counts_for_the_child_for_12_months():
+    old = facts(start=date(2024, 1, 1), end=date(2024, 3, 1))
+    old.health_exams.append(date(2024, 8, 31))  # 12 months and a day before 1 September 2025
+    head = facts(start=DAY0)
+    head.other_health_exams = list(old.health_exams)
+    assert r.assess("health_exam_missing", rules(), head, day(31)).state == r.State.breach
+    head.other_health_exams = [date(2024, 9, 1)]  # 12 months before: still valid
+    assert r.assess("health_exam_missing", rules(), head, day(31)).state == r.State.met
+    strict = rules(health_exam_missing={"valid_for_months": 6})
+    assert r.assess("health_exam_missing", strict, head, day(31)).state == r.State.breach
+
+
+def test_the_school_gap_clock_runs_over_a_move_and_a_school_left_at_a_move_reopens_it():
+    first = facts(start=DAY0, end=day(5))
+    head = run(first, facts("familjehem", start=day(5)))
+    a = r.assess("school_gap", rules(), head, day(8))
+    assert (a.state, a.clock_start, a.deadline) == (r.State.breach, DAY0, day(8))
+    # In school from day 2 in the first placement; the move of day 5 means a change of school.
+    schooled = facts(start=DAY0, end=day(5))
+    schooled.attendances.append(r.Attendance(day(2), None))
+    head = run(schooled, facts("familjehem", start=day(5)))
+    assert r.assess("school_gap", rules(), head, day(12)).state == r.State.warning
+    a = r.assess("school_gap", rules(), head, day(13))
+    assert (a.state, a.clock_start, a.from_school_end) == (r.State.breach, day(5), True)
+
+
+def test_a_new_placement_continues_the_run_within_the_configured_gap():
+    from services.notify.facts import runs_of
+
+    a, b = facts(start=DAY0, end=day(5)), facts(start=day(8))
+    assert [len(x) for x in runs_of([a, b], 0)] == [1, 1]
+    assert [len(x) for x in runs_of([a, b], 3)] == [2]
+    moved = facts(start=day(5))
+    assert [len(x) for x in runs_of([moved, a], 0)] == [2]
+
+
+def test_school_age_runs_from_the_autumn_term_of_the_year_turning_6_to_30_june_of_the_year_turning_20():
+    cfg = rules()
+    young = facts(start=date(2025, 8, 1), birth=date(2019, 12, 31))
+    before = r.assess("school_gap", cfg, young, date(2025, 8, 14))
+    assert (before.state, before.reason, before.next_check) == (
+        r.State.inactive, r.Reason.not_applicable, date(2025, 8, 15),
+    )  # fmt: skip
+    a = r.assess("school_gap", cfg, young, date(2025, 8, 23))
+    assert (a.state, a.clock_start) == (r.State.breach, date(2025, 8, 15))
+    old = facts(start=date(2025, 5, 1), birth=date(2005, 1, 1))
+    assert r.assess("school_gap", cfg, old, date(2025, 6, 30)).state == r.State.breach
+    assert r.assess("school_gap", cfg, old, date(2025, 7, 1)).reason == r.Reason.not_applicable
+    later_term = rules(school_age={"autumn_term_start": "08-20"})
+    assert r.assess("school_gap", later_term, young, date(2025, 8, 23)).state == r.State.pending
+    # Examinations cover every age.
+    assert r.assess("health_exam_missing", cfg, facts(birth=date(2024, 1, 1)), day(31)).state == r.State.breach
