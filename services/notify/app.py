@@ -20,6 +20,7 @@ from services.notify.metrics import NotifyMetrics
 from services.notify.models import audit, inbox, outbox
 from services.notify.policy import ROUTES
 from services.notify.projection import make_after_batch, project
+from services.notify.rules.calendar import outside_every_school_year
 from services.notify.settings import NotifySettings, notify_settings
 from services.notify.webhooks import destinations, docs, secrets
 from services.notify.webhooks.delivery import run_sender
@@ -33,9 +34,26 @@ from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
 log = logging.getLogger("obruten.notify")
 
 
+def check_school_year(app: FastAPI) -> bool:
+    """Today outside every configured school year: a warning in the log (once a day) and the
+    metric set, so that nobody counts on term breaks that are not configured. True when outside."""
+    ctx: Context = app.state.notify_context
+    today = ctx.today()
+    outside = outside_every_school_year(app.state.notify_school_years, today)
+    app.state.notify_metrics.outside_school_year.set(1 if outside else 0)
+    if outside and app.state.notify_warned_on != today:
+        app.state.notify_warned_on = today
+        log.warning(
+            "today lies outside every configured school year; add its calendar (OBRUTEN_NOTIFY_SCHOOL_YEARS_DIR)",
+            extra={"today": today.isoformat(), "pauses_in_term_breaks": ctx.rules.school_gap.pause_in_term_breaks},
+        )
+    return outside
+
+
 async def evaluate(app: FastAPI) -> int:
     """One evaluation tick against the app's clock; tests call it after moving a FixedClock."""
     ns: NotifySettings = app.state.notify_settings
+    check_school_year(app)
     return await evaluate_due(
         app.state.sessionmaker,
         app.state.notify_context,
@@ -116,4 +134,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.webhook_resolver = destinations.system_resolver
     mail.install(app)
     docs.document(app)
+    app.state.notify_school_years = ns.load_school_years()
+    app.state.notify_warned_on = None
     return app

@@ -1,5 +1,6 @@
 """Notify's own metrics: alerts not yet resolved by rule, status and level, the webhook queue,
-attempts and dead letters, and the age of the last successful evaluation tick.
+attempts and dead letters, the age of the last successful evaluation tick, and whether today lies
+outside every configured school year (services/notify/rules/calendar.py).
 
 The alert and queue gauges are read at scrape time from partial indexes over unresolved alerts
 and pending deliveries (so they cost what is open, not every alert ever raised), and at most once
@@ -38,6 +39,11 @@ class NotifyMetrics:
         )
         self.tick_age = Gauge(
             "obruten_tick_age_seconds", "Seconds since the evaluation tick last completed", registry=r
+        )
+        self.outside_school_year = Gauge(
+            "obruten_notify_outside_school_year",
+            "1 when today lies outside every configured school-year calendar",
+            registry=r,
         )
         self._started = time.time()
         self._last_success: float | None = None

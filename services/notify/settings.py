@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.notify.rules.calendar import SHIPPED, SchoolYear, load_school_years, with_calendars
 from services.notify.rules.config import RulesConfig, load_rules_file, parse_rules
 from shared.kernel.settings import Settings
 
@@ -76,12 +77,21 @@ class NotifySettings(BaseSettings):
     # The daily digest's local time (OBRUTEN_TIMEZONE), for those who chose it.
     digest_time: time = time(7, 0)
 
+    # The school-year calendars, one YAML file per school year (services/notify/rules/calendar.py).
+    school_years_dir: Path = SHIPPED
+
     def load_rules(self) -> RulesConfig:
+        """The rules, with the school-year calendars' breaks when school_gap pauses in them."""
         if self.rules is not None:
-            return parse_rules(self.rules, "OBRUTEN_NOTIFY_RULES")
-        if self.rules_file is not None:
-            return load_rules_file(self.rules_file)
-        return parse_rules({}, "defaults")
+            cfg = parse_rules(self.rules, "OBRUTEN_NOTIFY_RULES")
+        elif self.rules_file is not None:
+            cfg = load_rules_file(self.rules_file)
+        else:
+            cfg = parse_rules({}, "defaults")
+        return with_calendars(cfg, self.load_school_years())
+
+    def load_school_years(self) -> list[SchoolYear]:
+        return load_school_years(self.school_years_dir)
 
 
 def notify_settings(settings: Settings) -> NotifySettings:

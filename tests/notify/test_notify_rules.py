@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -244,3 +244,36 @@ def test_school_age_runs_from_the_autumn_term_of_the_year_turning_6_to_30_june_o
     assert r.assess("school_gap", later_term, young, date(2025, 8, 23)).state == r.State.pending
     # Examinations cover every age.
     assert r.assess("health_exam_missing", cfg, facts(birth=date(2024, 1, 1)), day(31)).state == r.State.breach
+
+
+def test_term_breaks_come_from_the_school_year_calendars_when_the_municipality_pauses_in_them():
+    from services.notify.rules.calendar import SHIPPED, load_school_years, with_calendars
+
+    years = load_school_years(SHIPPED)
+    assert [y.school_year for y in years] == ["2025/2026", "2026/2027"]
+    f = facts(start=date(2025, 10, 20))
+    assert r.assess("school_gap", with_calendars(rules(), years), f, date(2025, 10, 21)).deadline == date(2025, 10, 28)
+    pausing = with_calendars(rules(school_gap={"pause_in_term_breaks": True}), years)
+    # Höstlov 27-31 October is not counted: the 8th counted day is 2 November.
+    assert r.assess("school_gap", pausing, f, date(2025, 10, 21)).deadline == date(2025, 11, 2)
+    summer = facts(start=date(2026, 6, 10))
+    assert r.assess("school_gap", pausing, summer, date(2026, 6, 11)).deadline == date(2026, 8, 22)
+
+
+def test_today_outside_every_school_year_is_a_warning_and_a_metric(caplog):
+    from prometheus_client import generate_latest
+
+    from services.notify.app import check_school_year
+    from shared.kernel.clock import STOCKHOLM, FixedClock
+
+    inside = create_app(Settings(), FixedClock(datetime(2026, 3, 2, 12, tzinfo=STOCKHOLM)))
+    assert check_school_year(inside) is False
+    july = create_app(Settings(), FixedClock(datetime(2026, 7, 10, 12, tzinfo=STOCKHOLM)))
+    assert check_school_year(july) is False  # the summer between two configured years
+    later = create_app(Settings(), FixedClock(datetime(2030, 1, 10, 12, tzinfo=STOCKHOLM)))
+    with caplog.at_level("WARNING", logger="obruten.notify"):
+        assert check_school_year(later) is True
+        assert check_school_year(later) is True
+    warnings = [rec for rec in caplog.records if "outside every configured school year" in rec.getMessage()]
+    assert len(warnings) == 1, "once a day, not once a tick"
+    assert b"obruten_notify_outside_school_year 1.0" in generate_latest(later.state.metrics.registry)

@@ -164,7 +164,10 @@ class SchoolGapRule(RuleBase):
     )
     age_band: AgeBand = Field(default_factory=_school_age_band)
     include_sis: bool = False
-    # Term breaks pause the count (the reports leave it open; default: they do not).
+    # Term breaks pause the count (the reports leave it open; default: they do not). With
+    # pause_in_term_breaks the breaks of the school-year calendars (rules/calendar.py) pause it,
+    # and so do any listed here.
+    pause_in_term_breaks: bool = False
     term_breaks: list[TermBreak] = Field(default_factory=list)
 
     @field_validator("forms")
