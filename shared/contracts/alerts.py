@@ -18,6 +18,15 @@ stay open. What changes on an alert that is neither a step up nor a resolution i
   instead (`obruten.alert.resolved`, reason `deadline_moved`); one that moves it past more steps of
   the ladder announces each step reached (`obruten.alert.escalated`, one per level).
 
+Late history and imports: no alert is raised for a child whose placement notify learnt of less
+than `OBRUTEN_NOTIFY_SETTLE_SECONDS` ago (default 900), and a placement's end resolves nothing
+until that long after notify learnt of it, so that the rest of a history entered late (the next
+placement of a move, the school start, the examinations) can arrive first. Imports (`POST
+/v1/imports`) need no field of their own on the placement events: an imported child is evaluated
+once the settle period after its last imported placement has passed; an import should deliver the
+child's school and health records within it (or the operator raises the period for the initial
+load). When the period ends, a real breach alerts, each escalation step reached told in turn.
+
 Consumed: `obruten.placement` (shared/contracts/placement.py), `obruten.school`
 (shared/contracts/school.py) and `obruten.health` (shared/contracts/health.py).
 """
