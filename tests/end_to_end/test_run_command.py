@@ -44,6 +44,9 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSuite]:
     env.update({f"OBRUTEN_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     env.update({"OBRUTEN_DATA_DIR": str(data_dir), "OBRUTEN_EMBEDDED_BROKER_PORT": str(broker_port)})
     env["OBRUTEN_EMBEDDED_SMTP_PORT"] = str(free_port())
+    # The alert test enters a placement 10 days old and waits a minute for its alert: without the
+    # settle period (900 s by default, tests/notify/test_child_clock.py) it is evaluated on arrival.
+    env["OBRUTEN_NOTIFY_SETTLE_SECONDS"] = "0"
     proc = subprocess.Popen(
         [sys.executable, "-m", "shared.local.cli", "run"],
         env=env,
