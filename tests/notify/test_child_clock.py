@@ -451,3 +451,48 @@ async def test_the_school_rules_cover_school_age_evaluated_on_each_day(service_c
         assert (gap["clock_start"], gap["deadline"]) == ("2025-08-15", "2025-08-23")
         history = (await detail(notify, gap["id"]))["history"]
         assert (history[0]["transition"], history[0]["on_date"]) == ("opened", "2025-08-23")
+
+
+async def test_an_end_without_a_move_resolves_after_the_settle_period_and_a_later_placement_starts_afresh(
+    service_client, settings, clock
+):
+    """Open since day 8; the placement ends on day 10 with no next placement: with the default
+    settle period the alert waits 900 s for a continuation, then resolves (placement_ended). The
+    child is placed again on day 13: more than the default gap (0 days) after the end, a new clock
+    (deadline day 21). With `continuation_gap_days: 3` the same history is one run: the alert stays
+    open across the three days at home and passes to the new placement."""
+    for gap, expected in ((0, "new clock"), (3, "continued")):
+        rules = {**ONLY_GAP["notify_rules"], "moves": {"continuation_gap_days": gap}}  # type: ignore[dict-item]
+        override = {**QUIET, "notify_settle_seconds": 900, "notify_rules": rules}
+        first = Case(DAY0)
+        async with Bus(settings) as bus, service_client("notify", settings_override=override) as notify:
+            clock.set_today(DAY0)
+            await bus.placement(first)
+            await consumed(1, notify)
+            await days(notify, clock, 8, 10)
+            await bus.placement_ended(first, day(10))
+            await consumed(2, notify)
+            [alert] = await alerts(notify, rule="school_gap", placement_id=first.placement_id)
+            assert alert["status"] == "open", "held for a continuation"
+            clock.advance(timedelta(seconds=901))
+            await evaluate(notify.app)
+            got = await detail(notify, alert["id"])
+            if gap == 0:
+                assert (got["status"], got["resolution_reason"]) == ("resolved", "placement_ended")
+            else:
+                assert got["status"] == "open", "the run may still continue until day 13"
+            clock.set_today(day(13))
+            again = after(first, day(13))
+            await bus.placement(again)
+            await consumed(3, notify)
+            clock.advance(timedelta(seconds=901))
+            await days(notify, clock, 13, 21)
+            found = await alerts(notify, rule="school_gap", status="open")
+            [current] = [a for a in found if a["placement_id"] == str(again.placement_id)]
+            if expected == "new clock":
+                assert (current["clock_start"], current["deadline"]) == (str(day(13)), str(day(21)))
+                assert current["id"] != alert["id"]
+            else:
+                assert (current["id"], current["clock_start"]) == (alert["id"], str(DAY0))
+                transitions = [h["transition"] for h in (await detail(notify, alert["id"]))["history"]]
+                assert transitions == ["opened", "changed", "escalated"], transitions
