@@ -496,3 +496,33 @@ async def test_an_end_without_a_move_resolves_after_the_settle_period_and_a_late
                 assert (current["id"], current["clock_start"]) == (alert["id"], str(DAY0))
                 transitions = [h["transition"] for h in (await detail(notify, alert["id"]))["history"]]
                 assert transitions == ["opened", "changed", "escalated"], transitions
+
+
+async def test_a_transfer_tells_the_receiving_districts_mailboxes_up_to_the_step_reached(
+    service_client, settings, clock
+):
+    """Farsta's alert, at the manager's step since day 15, passes to Bromma on day 16: Bromma's
+    district and manager mailboxes get it (queued mail), Farsta's get nothing more."""
+    first = Case(DAY0, district="Farsta")
+    async with Bus(settings) as bus, service_client("notify", settings_override=ONLY_GAP) as notify:
+        for district in ("Farsta", "Bromma"):
+            for level in ("district", "district_manager", "central_office"):
+                body = {"district": district, "level": level, "address": f"{level}@{district.lower()}.example.se"}
+                assert (await notify.post("/v1/mail-recipients", json=body)).status_code == 201
+        await bus.placement(first)
+        await consumed(1, notify)
+        await days(notify, clock, 8, 15)
+        [alert] = await alerts(notify, rule="school_gap")
+        await move(bus, first, day(16), district="Bromma")
+        await consumed(3, notify)
+        resp = await notify.get("/v1/mail-deliveries", params={"alert_id": alert["id"], "limit": 100})
+        assert resp.status_code == 200, resp.text
+        recipients = sorted(d["recipient"] for d in resp.json()["items"])
+    assert recipients == sorted(
+        [
+            "district@farsta.example.se",
+            "district_manager@farsta.example.se",
+            "district@bromma.example.se",
+            "district_manager@bromma.example.se",
+        ]
+    )

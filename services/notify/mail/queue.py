@@ -5,6 +5,9 @@
   and every step below it (an alert that opens late has passed them), and at the first step
   (`district`) also the named caseworker;
 * escalated to a step: that step's mailboxes;
+* changed, reason `transferred` (the case passed to another district): the receiving district is
+  told as if the alert opened there at the step it has reached (its mailboxes at every step up to
+  it, and the new placement's caseworker); a move within the district or a date correction: no one;
 * resolved: everyone who was told of this episode of the alert, and no one else;
 * acknowledged: no one (the alert is still there; acknowledging says someone is on it).
 
@@ -101,9 +104,9 @@ async def on_transition(
     batches: list[tuple[str, str, list[Addressee]]] = []  # (kind, stage, who)
     if transition == "prewarned":
         batches.append(("prewarning", "prewarning", await _caseworker(session, alert.placement_id)))
-    elif transition in ("opened", "escalated"):
+    elif transition in ("opened", "escalated") or (transition == "changed" and reason == "transferred"):
         ladder = _ladder(session, alert)
-        steps = ladder if transition == "opened" else ladder[-1:]
+        steps = ladder if transition != "escalated" else ladder[-1:]
         for step in steps:
             who = await _mailboxes(session, alert.district, [step])
             if step == ladder[0]:
