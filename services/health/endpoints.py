@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Query, status
+from fastapi import Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.health import schemas, service
+from services.health import imports, schemas, service
 from services.health.models import Examination, placement_view
 from shared.bus.placement_copy import protected_placements
 from shared.contracts.health import ExamKind, ExamStatus
@@ -16,6 +16,7 @@ from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district
 from shared.web.app import SettingsDep
+from shared.web.imports import ImportReport, Outcome, ndjson_body, read_lines, run_import
 from shared.web.placement_client import PlacementClientDep
 from shared.web.policy import Access, AccessDep, ProtectedField, v1_router
 from shared.web.schemas import Limit, NameText, Offset
@@ -135,3 +136,25 @@ async def list_examinations(
     return schemas.ExaminationPage(
         items=await _exams_out(session, access, items), total=total, limit=limit, offset=offset
     )
+
+
+@router.post(
+    "/imports",
+    response_model=ImportReport,
+    tags=["imports"],
+    openapi_extra=ndjson_body(imports.ExaminationImportLine),
+)
+async def import_examinations(
+    request: Request, session: SessionDep, client: PlacementClientDep, clock: ClockDep, access: AccessDep
+) -> ImportReport:
+    """Bulk import (application/x-ndjson): one examination per line, with the fields of
+    `POST /v1/examinations`, the case system's `external_id`, and its placement by `placement_id` or
+    by `placement_external_id` (the external_id the placement was imported with). Each line is
+    all-or-nothing and reported as created, unchanged (re-sending a file changes nothing) or refused
+    (field and reason). Imports have their own rate limit."""
+    lines = await read_lines(request)
+
+    async def apply(line: imports.ExaminationImportLine) -> Outcome:
+        return await imports.import_examination(session, line, client=client, clock=clock, access=access)
+
+    return await run_import(session, lines, imports.ExaminationImportLine, apply)

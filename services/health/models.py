@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.bus.inbox import inbox_table
 from shared.bus.outbox import Outbox, outbox_table
-from shared.bus.placement_copy import placement_view_table
+from shared.bus.placement_copy import external_id_column, placement_view_table
 from shared.kernel.db import ServiceBase, TimestampMixin, service_metadata
 from shared.web.audit import audit_table
 
@@ -46,6 +46,8 @@ class Examination(TimestampMixin, Base):
     # The clinic or professional: in the record only, never in an event (a clinic can reveal
     # where a child lives).
     provider: Mapped[str | None] = mapped_column(Text)
+    # The case system's id, for an examination entered by bulk import (POST /v1/imports).
+    external_id: Mapped[str | None] = mapped_column(Text, unique=True)
 
     __table_args__ = (
         CheckConstraint("kind IN ('health', 'dental')", name="kind_known"),
@@ -79,7 +81,8 @@ class ExaminationStatus(Base):
     __table_args__ = (CheckConstraint(f"status IN {_STATUSES}", name="status_known"),)
 
 
-placement_view = placement_view_table(Base.metadata)
+# external_id: the placement's own, for import lines naming it (shared/web/imports.py).
+placement_view = placement_view_table(Base.metadata, external_id_column())
 inbox = inbox_table(Base.metadata)
 outbox = Outbox(outbox_table(Base.metadata), source="/obruten/health")
 audit = audit_table(Base.metadata)

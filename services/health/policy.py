@@ -10,5 +10,6 @@ ROUTES: dict[tuple[str, str], RouteRule] = {
     ("GET", "/v1/examinations"): rule(Resource.examination, Action.read),
     ("GET", "/v1/examinations/{examination_id}"): rule(Resource.examination, Action.read, "examination_id"),
     ("POST", "/v1/examinations/{examination_id}/outcome"): rule(Resource.examination, Action.write, "examination_id"),
+    ("POST", "/v1/imports"): rule(Resource.examination, Action.write),
     ("POST", "/v1/examinations/{examination_id}/rebook"): rule(Resource.examination, Action.write, "examination_id"),
 }

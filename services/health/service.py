@@ -132,7 +132,13 @@ async def _record(session: AsyncSession, exam: Examination, *, clock: Clock) -> 
 
 
 async def create_examination(
-    session: AsyncSession, body: schemas.ExaminationCreate, *, client: PlacementClient, clock: Clock, access: Access
+    session: AsyncSession,
+    body: schemas.ExaminationCreate,
+    *,
+    client: PlacementClient,
+    clock: Clock,
+    access: Access,
+    external_id: str | None = None,
 ) -> Examination:
     placement = await placement_for_write(session, placement_view, client, body.placement_id, access)
     _check_date(placement, body.status, body.date, clock=clock, field="body.date")
@@ -148,6 +154,7 @@ async def create_examination(
         date=body.date,
         booked_date=body.date if body.status is ExamStatus.booked else None,
         provider=body.provider,
+        external_id=external_id,
     )
     session.add(exam)
     await _flush(session, field="body.kind")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Query, status
+from fastapi import Query, Request, status
 
-from services.placement import children, schemas, service
+from services.placement import children, imports, schemas, service
 from services.placement.models import Child, Placement
 from shared.contracts.placement import PlacementSnapshot
 from shared.contracts.vocabulary import PlacementForm
@@ -15,6 +15,7 @@ from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district, not_found
 from shared.web.app import SettingsDep
+from shared.web.imports import ImportReport, ndjson_body, read_lines, run_import
 from shared.web.policy import Access, AccessDep, Privileged, ProtectedField, v1_router
 from shared.web.schemas import Day, Limit, NameText, Offset
 
@@ -39,6 +40,8 @@ async def _placements_out(
         protected = p.child_id in protected_children or p.form == PlacementForm.skyddat_boende.value
         if protected and not access.sees(ProtectedField.location, responsible=p.caseworker):
             item.location = None
+        if protected and not access.sees(ProtectedField.outside_municipality, responsible=p.caseworker):
+            item.outside_municipality = None
         out.append(item)
     return out
 
@@ -217,3 +220,23 @@ async def placement_snapshot(placement_id: uuid.UUID, session: SessionDep, acces
     placement = await _placement(session, access, placement_id)
     child = await service.get_child(session, placement.child_id)
     return service.snapshot(placement, child)
+
+
+@router.post(
+    "/imports",
+    response_model=ImportReport,
+    tags=["imports"],
+    openapi_extra=ndjson_body(imports.PlacementImportLine),
+)
+async def import_placements(
+    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep, access: AccessDep
+) -> ImportReport:
+    """Bulk import (application/x-ndjson): one placement per line, with the child's personnummer and
+    protected_identity instead of child_id, the case system's `external_id`, and `end_date` and
+    `end_reason` for one that has ended. Each line is all-or-nothing and reported as created,
+    unchanged (its external_id already recorded with the same values: re-sending a file changes
+    nothing) or refused (with the field and the reason); a refused line never stops the others.
+    The events carry `imported: true`. Imports have their own rate limit (OBRUTEN_RATE_LIMIT_IMPORTS)."""
+    lines = await read_lines(request)
+    importer = imports.PlacementImport(session, settings=settings, clock=clock, access=access)
+    return await run_import(session, lines, imports.PlacementImportLine, importer.apply, importer.prepare)

@@ -9,6 +9,7 @@ from sqlalchemy import ARRAY, CheckConstraint, ForeignKey, Index, Text, UniqueCo
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.bus.inbox import inbox_table
 from shared.bus.outbox import Outbox, outbox_table
 from shared.kernel.db import ServiceBase, TimestampMixin, service_metadata
 from shared.web.audit import audit_table
@@ -58,6 +59,12 @@ class Placement(TimestampMixin, Base):
     # Where the child lives. Never in an event, a log line or a report.
     location: Mapped[str | None] = mapped_column(Text)
     previous_placement_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("placement.id"))
+    # Whether the child lives outside the municipality; null when not recorded. For a protected
+    # child a protected field (shared/web/policy.py PROTECTED_FIELDS) and never in an event.
+    outside_municipality: Mapped[bool | None]
+    # The case system's own id, for placements entered by bulk import (POST /v1/imports):
+    # re-sending a file finds the placement by it instead of recording it twice.
+    external_id: Mapped[str | None] = mapped_column(Text, unique=True)
     # Bumped on every change and carried in events, so consumers can drop stale ones.
     version: Mapped[int] = mapped_column(server_default=text("1"))
 
@@ -77,5 +84,18 @@ class Placement(TimestampMixin, Base):
     )
 
 
+class SchoolStartSeen(Base):
+    """The school starts of each placement as `obruten.school` announced them: what lets this
+    service refuse a start-date correction to after the child's school start (409), which it
+    could not otherwise know (services/school/corrections.py says where each check lives)."""
+
+    __tablename__ = "school_start_seen"
+
+    school_start_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    placement_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    start_date: Mapped[date]
+
+
+inbox = inbox_table(Base.metadata)
 outbox = Outbox(outbox_table(Base.metadata), source="/obruten/placement")
 audit = audit_table(Base.metadata)

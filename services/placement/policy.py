@@ -16,6 +16,7 @@ ROUTES: dict[tuple[str, str], RouteRule] = {
     ("PATCH", "/v1/placements/{placement_id}"): rule(Resource.placement, Action.write, "placement_id"),
     ("POST", "/v1/placements/{placement_id}/end"): rule(Resource.placement, Action.write, "placement_id"),
     ("POST", "/v1/placements/{placement_id}/move"): rule(Resource.placement, Action.write, "placement_id"),
+    ("POST", "/v1/imports"): rule(Resource.placement, Action.write),
     ("GET", "/v1/placements/{placement_id}/snapshot"): rule(Resource.placement_snapshot, Action.read, "placement_id"),
     ("GET", "/v1/pupil-keys"): rule(Resource.pupil_keys, Action.read),
 }

@@ -69,6 +69,11 @@ class PlacementFields(BaseModel):
         default=None,
         description="Where the child lives (home or institution and municipality). Never published in events.",
     )
+    outside_municipality: bool | None = Field(
+        default=None,
+        description="Whether the child is placed outside the municipality; null when not recorded. For a protected "
+        "child a protected field: answered as null except to those who may see its location, never in an event.",
+    )
 
 
 class PlacementCreate(PlacementFields):
@@ -89,6 +94,7 @@ class PlacementUpdate(BaseModel):
     school_change: bool | None = None
     caseworker: ShortText | None = None
     location: LongText | None = None
+    outside_municipality: bool | None = None
 
 
 class PlacementEnd(BaseModel):
@@ -125,7 +131,9 @@ class PlacementOut(BaseModel):
     school_change: bool
     caseworker: str | None
     location: str | None
+    outside_municipality: bool | None
     previous_placement_id: uuid.UUID | None
+    external_id: str | None = Field(description="The case system's id, for a placement entered by bulk import.")
     version: int
     created_at: datetime
     updated_at: datetime

@@ -7,7 +7,7 @@ record and its outbox row together.
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date
 
 from sqlalchemy import Select, func, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.placement import schemas
 from services.placement.children import child_exists
+from services.placement.dates import check_dates
 from services.placement.models import Child, Placement, outbox
+from services.placement.school_copy import check_start_not_after_school
 from shared.contracts.envelope import EventType
 from shared.contracts.placement import (
     PLACEMENT_CHANGED,
@@ -112,32 +114,6 @@ async def get_placement(session: AsyncSession, placement_id: uuid.UUID, *, for_u
     return placement
 
 
-def _check_dates(
-    child: Child, start: date, planned_end: date | None, *, settings: Settings, clock: Clock, prefix: str
-) -> None:
-    today = clock.today()
-    if start > today + timedelta(days=settings.max_future_start_days):
-        raise invalid(f"{prefix}start_date", f"more than {settings.max_future_start_days} days in the future")
-    if start < child.birth_date:
-        raise invalid(f"{prefix}start_date", "before the child's birth date")
-    limit = _birthday(child.birth_date, settings.max_age_at_placement)
-    if start >= limit:
-        raise invalid(
-            f"{prefix}start_date",
-            f"the child is {settings.max_age_at_placement} or older on that date; care covers ages 0-20",
-        )
-    if planned_end is not None and planned_end < start:
-        raise invalid(f"{prefix}planned_end_date", "before start_date")
-
-
-def _birthday(birth: date, age: int) -> date:
-    """The day a person turns `age`; someone born on 29 February turns a year older on 1 March."""
-    try:
-        return birth.replace(year=birth.year + age)
-    except ValueError:
-        return date(birth.year + age, 3, 1)
-
-
 async def _check_no_overlap(
     session: AsyncSession, child_id: uuid.UUID, start: date, *, field: str, ignore: uuid.UUID | None = None
 ) -> None:
@@ -174,10 +150,20 @@ async def create_placement(
     clock: Clock,
     previous: Placement | None = None,
     prefix: str = "body.",
+    external_id: str | None = None,
+    imported: bool = False,
 ) -> Placement:
     """A new placement of `child`, which the caller has locked (`lock_child`)."""
     check_district(settings.districts, body.district, f"{prefix}district")
-    _check_dates(child, body.start_date, body.planned_end_date, settings=settings, clock=clock, prefix=prefix)
+    check_dates(
+        child,
+        body.start_date,
+        body.planned_end_date,
+        settings=settings,
+        clock=clock,
+        prefix=prefix,
+        form=body.form.value,
+    )
     # No overlap query first: the exclusion constraint placement_no_overlap decides (it must
     # anyway, for concurrent writers), which saves a round trip on every write that succeeds.
     placement = Placement(
@@ -193,32 +179,49 @@ async def create_placement(
         school_change=body.school_change,
         caseworker=body.caseworker,
         location=body.location,
+        outside_municipality=body.outside_municipality,
         previous_placement_id=previous.id if previous else None,
+        external_id=external_id,
         version=1,
     )
     session.add(placement)
-    child_id = child.id  # the rollback below expires `child`
+    child_id = child.id  # a rollback in _overlap expires `child`
     try:
         await session.flush()
     except IntegrityError as exc:
         if sqlstate(exc) != EXCLUSION_VIOLATION:
             raise
-        # The transaction is aborted; the request fails with 409 either way, so roll it back
-        # here and look up the clashing placement for the answer in a fresh one.
-        await session.rollback()
-        await _check_no_overlap(session, child_id, body.start_date, field=f"{prefix}start_date")
-        raise Problem(
-            409,
-            "placement-overlap",
-            "Overlapping placement",
-            "The child has a placement that overlaps this one; it changed meanwhile, read it and retry.",
-            field=f"{prefix}start_date",
-        ) from exc
-    await _emit(session, PLACEMENT_STARTED, placement, child, clock)
+        raise await _overlap(session, child_id, body.start_date, f"{prefix}start_date") from exc
+    await _emit(session, PLACEMENT_STARTED, placement, child, clock, imported=imported)
     return placement
 
 
 EXCLUSION_VIOLATION = "23P01"
+
+
+async def _overlap(session: AsyncSession, child_id: uuid.UUID, start: date, field: str) -> Problem:
+    """The answer to a placement the exclusion constraint refused."""
+    if session.in_nested_transaction():
+        # An import line (shared/web/imports.py): its savepoint is rolled back, the request's
+        # other lines stay.
+        return Problem(
+            409,
+            "placement-overlap",
+            "Overlapping placement",
+            "The child has a placement that overlaps this one.",
+            field=field,
+        )
+    # The transaction is aborted; the request fails with 409 either way, so roll it back
+    # here and look up the clashing placement for the answer in a fresh one.
+    await session.rollback()
+    await _check_no_overlap(session, child_id, start, field=field)
+    return Problem(
+        409,
+        "placement-overlap",
+        "Overlapping placement",
+        "The child has a placement that overlaps this one; it changed meanwhile, read it and retry.",
+        field=field,
+    )
 
 
 async def update_placement(
@@ -233,9 +236,21 @@ async def update_placement(
             raise invalid(f"body.{key}", "may not be null")
     start = changes.get("start_date") or placement.start_date
     planned_end = changes.get("planned_end_date", placement.planned_end_date)
-    _check_dates(child, start, planned_end, settings=settings, clock=clock, prefix="body.")
+    form = changes["form"].value if changes.get("form") else placement.form
+    check_dates(
+        child,
+        start,
+        planned_end,
+        settings=settings,
+        clock=clock,
+        prefix="body.",
+        form=form,
+        form_field="body.form" if "form" in changes else "body.start_date",
+    )
     if start != placement.start_date:
         await _check_no_overlap(session, child.id, start, field="body.start_date", ignore=placement.id)
+    if start > placement.start_date:
+        await check_start_not_after_school(session, placement.id, start)
     if not changes:
         return placement
     for key, value in changes.items():
@@ -255,6 +270,7 @@ async def end_placement(
     *,
     clock: Clock,
     field: str = "body.end_date",
+    imported: bool = False,
 ) -> Placement:
     if placement.end_date is not None:
         raise Problem(409, "placement-ended", "Placement has already ended", f"It ended on {placement.end_date}.")
@@ -267,7 +283,7 @@ async def end_placement(
     placement.end_reason = body.end_reason.value
     placement.version += 1
     await session.flush()
-    await _emit(session, PLACEMENT_ENDED, placement, child, clock)
+    await _emit(session, PLACEMENT_ENDED, placement, child, clock, imported=imported)
     return placement
 
 
@@ -322,7 +338,8 @@ async def list_placements(
     return list(rows.all()), int(total or 0)
 
 
-def snapshot(placement: Placement, child: Child) -> PlacementSnapshot:
+def snapshot(placement: Placement, child: Child, *, imported: bool = False) -> PlacementSnapshot:
+    protected = child.protected_identity or placement.form == "skyddat_boende"
     return PlacementSnapshot(
         placement_id=placement.id,
         child_id=placement.child_id,
@@ -338,11 +355,18 @@ def snapshot(placement: Placement, child: Child) -> PlacementSnapshot:
         end_reason=placement.end_reason,  # type: ignore[arg-type]
         school_change=placement.school_change,
         child_birth_date=child.birth_date,
-        protected_identity=child.protected_identity or placement.form == "skyddat_boende",
+        protected_identity=protected,
         previous_placement_id=placement.previous_placement_id,
         caseworker=placement.caseworker,
+        # A protected field: never in an event for a protected child.
+        outside_municipality=None if protected else placement.outside_municipality,
+        external_id=placement.external_id,
+        imported=imported,
     )
 
 
-async def _emit(session: AsyncSession, etype: EventType, placement: Placement, child: Child, clock: Clock) -> None:
-    await outbox.add(session, etype, subject=str(child.id), data=snapshot(placement, child), time=clock.now())
+async def _emit(
+    session: AsyncSession, etype: EventType, placement: Placement, child: Child, clock: Clock, *, imported: bool = False
+) -> None:
+    data = snapshot(placement, child, imported=imported)
+    await outbox.add(session, etype, subject=str(child.id), data=data, time=clock.now())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.school.corrections import after_placement_event
 from services.school.endpoints import router
 from services.school.models import audit, inbox, outbox, placement_view
 from services.school.policy import ROUTES
@@ -27,7 +28,13 @@ SPEC = ServiceSpec(
     routes=ROUTES,
     outbox=outbox,
     inbox=inbox,
-    consumers=[ConsumerSpec(group_id="school", topics=[TOPIC_PLACEMENT], handler=placement_consumer(placement_view))],
+    consumers=[
+        ConsumerSpec(
+            group_id="school",
+            topics=[TOPIC_PLACEMENT],
+            handler=placement_consumer(placement_view, after_placement_event),
+        )
+    ],
     on_startup=[open_placement_client],
     on_shutdown=[close_placement_client],
     background=[run_intake],

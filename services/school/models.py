@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Text, text
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Index, Text, text
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.bus.inbox import inbox_table
 from shared.bus.outbox import Outbox, outbox_table
-from shared.bus.placement_copy import placement_view_table
+from shared.bus.placement_copy import external_id_column, placement_view_table
 from shared.kernel.db import ServiceBase, TimestampMixin, service_metadata
 from shared.web.audit import audit_table
 
@@ -36,6 +36,8 @@ class SchoolPlan(TimestampMixin, Base):
     planned_school_unit_code: Mapped[str | None] = mapped_column(Text)
     # Free text (a role or a name): never published in events.
     responsible: Mapped[str | None] = mapped_column(Text)
+    # The case system's id, for a plan entered by bulk import (POST /v1/imports).
+    external_id: Mapped[str | None] = mapped_column(Text, unique=True)
 
     __table_args__ = (
         CheckConstraint("planned_school_unit_code ~ '^[0-9]{8}$'", name="planned_school_unit_code_format"),
@@ -64,6 +66,8 @@ class SchoolStart(TimestampMixin, Base):
     end_date: Mapped[date | None]
     # Who recorded it: `caseworker` (a person, through the API) or `ss12000:<source>`.
     provenance: Mapped[str] = mapped_column(Text, server_default=text("'caseworker'"))
+    # The case system's id, for a start entered by bulk import (POST /v1/imports).
+    external_id: Mapped[str | None] = mapped_column(Text, unique=True)
 
     __table_args__ = (
         CheckConstraint("end_date IS NULL OR end_date >= start_date", name="end_not_before_start"),
@@ -95,9 +99,14 @@ class SchoolEnd(TimestampMixin, Base):
     end_date: Mapped[date]
     reason: Mapped[str] = mapped_column(Text)
     provenance: Mapped[str] = mapped_column(Text, server_default=text("'caseworker'"))
+    # The case system's id, for an end entered by bulk import (POST /v1/imports).
+    external_id: Mapped[str | None] = mapped_column(Text, unique=True)
 
 
-placement_view = placement_view_table(Base.metadata)
+# outside_municipality: from the placement events, null when not recorded and always for a
+# protected child (the placement service never publishes it for one).
+# external_id: the placement's own, for import lines naming it (shared/web/imports.py).
+placement_view = placement_view_table(Base.metadata, Column("outside_municipality", Boolean), external_id_column())
 inbox = inbox_table(Base.metadata)
 outbox = Outbox(outbox_table(Base.metadata), source="/obruten/school")
 audit = audit_table(Base.metadata)

@@ -58,7 +58,10 @@ class SchoolStartCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     placement_id: uuid.UUID
-    start_date: Day = Field(description="The first day the child attended.")
+    start_date: Day = Field(
+        description="The first day the child attended; up to OBRUTEN_SCHOOL_MAX_PLANNED_DAYS (default 30) days ahead "
+        "for a planned start, which counts as a school start from that day unless withdrawn before."
+    )
     school_unit_code: SchoolUnitCode | None = None
     provision: TeachingProvision | None = None
 
@@ -81,7 +84,18 @@ class SchoolStartOut(BaseModel):
     )
     end_date: date | None
     provenance: str = Field(description="`caseworker`, or `ss12000:<source>` for a start read from a school system.")
+    planned: bool = Field(
+        default=False, description="The start lies ahead (a planned start): it counts as a school start from its day."
+    )
     created_at: datetime
+
+
+class SchoolStartUpdate(BaseModel):
+    """A correction of a school start's date."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_date: date = Field(description="The corrected first day the child attended (or will attend).")
 
 
 class SchoolEndCreate(BaseModel):

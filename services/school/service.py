@@ -40,6 +40,7 @@ from shared.contracts.school import (
 from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.clock import Clock
 from shared.kernel.errors import Problem, invalid, not_found
+from shared.kernel.settings import Settings
 from shared.web.policy import Access
 
 # The provenance of a record typed in through the API; the SS 12000 intake's are `ss12000:<source>`.
@@ -100,7 +101,13 @@ def _not_in_future(value: date, *, clock: Clock, field: str) -> None:
 
 
 async def create_plan(
-    session: AsyncSession, body: schemas.SchoolPlanCreate, *, client: PlacementClient, clock: Clock, access: Access
+    session: AsyncSession,
+    body: schemas.SchoolPlanCreate,
+    *,
+    client: PlacementClient,
+    clock: Clock,
+    access: Access,
+    external_id: str | None = None,
 ) -> SchoolPlan:
     placement = await placement_for_write(session, placement_view, client, body.placement_id, access)
     _not_in_future(body.drawn_up_on, clock=clock, field="body.drawn_up_on")
@@ -123,6 +130,7 @@ async def create_plan(
         planned_provision=planned.value if planned else None,
         planned_school_unit_code=body.planned_school_unit_code,
         responsible=body.responsible,
+        external_id=external_id,
     )
     session.add(plan)
     await session.flush()
@@ -166,16 +174,29 @@ async def _open_start(session: AsyncSession, placement_id: uuid.UUID) -> SchoolS
     )
 
 
+def not_too_far_ahead(value: date, *, settings: Settings | None, clock: Clock, field: str) -> None:
+    """A school start may be planned: up to `school_max_planned_days` ahead. Without settings (a
+    start read from a school system, recorded when its day has come) none is planned."""
+    ahead = settings.school_max_planned_days if settings is not None else 0
+    if (value - clock.today()).days > ahead:
+        raise invalid(field, f"more than {ahead} days ahead; a start may be planned at most {ahead} days ahead")
+
+
 async def _check_start_date(
-    session: AsyncSession, body: schemas.SchoolStartCreate, placement: RowMapping, *, clock: Clock
+    session: AsyncSession,
+    body: schemas.SchoolStartCreate,
+    placement: RowMapping,
+    *,
+    settings: Settings | None,
+    clock: Clock,
 ) -> None:
-    """Within the placement, not in the future, not while another start is open, not before
-    the previous schooling ended."""
+    """Within the placement, at most the planning horizon ahead, not while another start is
+    open, not before the previous schooling ended."""
     placement_start: date = placement["start_date"]
     placement_end: date | None = placement["end_date"]
     if body.start_date < placement_start:
         raise invalid("body.start_date", f"before the placement began ({placement_start})")
-    _not_in_future(body.start_date, clock=clock, field="body.start_date")
+    not_too_far_ahead(body.start_date, settings=settings, clock=clock, field="body.start_date")
     if placement_end is not None and body.start_date >= placement_end:
         raise invalid("body.start_date", f"on or after the placement ended ({placement_end})")
     current = await _open_start(session, body.placement_id)
@@ -218,11 +239,13 @@ async def create_start(
     client: PlacementClient,
     clock: Clock,
     access: Access,
+    settings: Settings | None = None,
     provenance: str = CASEWORKER,
+    external_id: str | None = None,
 ) -> SchoolStart:
     placement = await placement_for_write(session, placement_view, client, body.placement_id, access)
     provision, code = _what_started(body)
-    await _check_start_date(session, body, placement, clock=clock)
+    await _check_start_date(session, body, placement, settings=settings, clock=clock)
     placement_start: date = placement["start_date"]
     school_change = bool(placement["school_change"])
     start = SchoolStart(
@@ -237,6 +260,7 @@ async def create_start(
         school_change=school_change,
         days_to_school_start=(body.start_date - placement_start).days if school_change else None,
         provenance=provenance,
+        external_id=external_id,
     )
     session.add(start)
     await _flush_start(session)
@@ -247,21 +271,29 @@ async def create_start(
         session,
         SCHOOL_STARTED,
         subject=str(start.child_id),
-        data=SchoolStarted(
-            school_start_id=start.id,
-            placement_id=start.placement_id,
-            child_id=start.child_id,
-            district=start.district,
-            start_date=start.start_date,
-            provision=provision,
-            school_unit_code=code if publishable else None,
-            placement_start_date=placement_start,
-            school_change=school_change,
-            days_to_school_start=start.days_to_school_start,
-        ),
+        data=started(start, clock.today(), publishable=publishable),
         time=clock.now(),
     )
     return start
+
+
+def started(start: SchoolStart, today: date, *, publishable: bool) -> SchoolStarted:
+    """The start as its events describe it, `today` being the day of the change; the school unit
+    only when `publishable` (the placement service has just confirmed the child unprotected)."""
+    return SchoolStarted(
+        school_start_id=start.id,
+        placement_id=start.placement_id,
+        child_id=start.child_id,
+        district=start.district,
+        start_date=start.start_date,
+        provision=Provision(start.provision),
+        # Only the teaching team may know where a protected child goes to school.
+        school_unit_code=start.school_unit_code if publishable else None,
+        placement_start_date=start.placement_start_date,
+        school_change=start.school_change,
+        days_to_school_start=start.days_to_school_start,
+        planned=start.start_date > today,
+    )
 
 
 async def create_end(
@@ -272,6 +304,7 @@ async def create_end(
     clock: Clock,
     access: Access,
     provenance: str = CASEWORKER,
+    external_id: str | None = None,
 ) -> SchoolEnd:
     await placement_for_write(session, placement_view, client, body.placement_id, access)
     start = await _open_start(session, body.placement_id)
@@ -296,6 +329,7 @@ async def create_end(
         end_date=body.end_date,
         reason=body.reason.value,
         provenance=provenance,
+        external_id=external_id,
     )
     session.add(end)
     await session.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, Table, Text, Uuid, func, select
@@ -28,7 +28,9 @@ from shared.kernel.settings import Settings
 from shared.kernel.tracing import instrument_httpx
 
 
-def placement_view_table(metadata: MetaData) -> Table:
+def placement_view_table(metadata: MetaData, *extra: Column[Any]) -> Table:
+    """The copy's table; `extra` columns hold snapshot fields only this service keeps (school:
+    `outside_municipality`), so the other services' tables need no migration for them."""
     return Table(
         "placement_view",
         metadata,
@@ -44,11 +46,12 @@ def placement_view_table(metadata: MetaData) -> Table:
         Column("child_birth_date", Date, nullable=False),
         Column("protected_identity", Boolean, nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        *extra,
     )
 
 
-def _row(snapshot: PlacementSnapshot) -> dict[str, object]:
-    return {
+def _row(snapshot: PlacementSnapshot, table: Table) -> dict[str, object]:
+    row: dict[str, object] = {
         "placement_id": snapshot.placement_id,
         "child_id": snapshot.child_id,
         "version": snapshot.version,
@@ -61,11 +64,28 @@ def _row(snapshot: PlacementSnapshot) -> dict[str, object]:
         "child_birth_date": snapshot.child_birth_date,
         "protected_identity": snapshot.protected_identity,
     }
+    if "outside_municipality" in table.c:
+        row["outside_municipality"] = None if snapshot.protected_identity else snapshot.outside_municipality
+    if "external_id" in table.c:
+        row["external_id"] = snapshot.external_id
+    return row
+
+
+def external_id_column() -> Column[Any]:
+    """The extra column a copy needs to resolve import lines' `placement_external_id`."""
+    return Column("external_id", Text, unique=True)
+
+
+async def placement_by_external_id(session: AsyncSession, table: Table, external_id: str) -> uuid.UUID | None:
+    found: uuid.UUID | None = await session.scalar(
+        select(table.c.placement_id).where(table.c.external_id == external_id)
+    )
+    return found
 
 
 async def upsert_placement(session: AsyncSession, table: Table, snapshot: PlacementSnapshot) -> bool:
     """Store the snapshot unless a newer version is already there; True when it was stored."""
-    values = _row(snapshot)
+    values = _row(snapshot, table)
     stmt = insert(table).values(**values)
     upsert = stmt.on_conflict_do_update(
         index_elements=[table.c.placement_id],
@@ -154,14 +174,23 @@ async def require_placement(
     return row
 
 
-def placement_consumer(table: Table) -> Callable[[AsyncSession, CloudEvent], Awaitable[None]]:
-    """The consumer handler of `obruten.placement` for a service keeping its copy in `table`."""
+AfterUpsert = Callable[[AsyncSession, CloudEvent, PlacementSnapshot], Awaitable[None]]
+
+
+def placement_consumer(
+    table: Table, after_upsert: AfterUpsert | None = None
+) -> Callable[[AsyncSession, CloudEvent], Awaitable[None]]:
+    """The consumer handler of `obruten.placement` for a service keeping its copy in `table`;
+    `after_upsert` runs in the same transaction when a newer version was stored (the school
+    service recomputes what it derived from the placement's dates)."""
 
     async def apply_placement_event(session: AsyncSession, event: CloudEvent) -> None:
         """Consumer handler for `obruten.placement`: keep the newest version of each placement."""
         data = event_data(event)
-        if isinstance(data, PlacementSnapshot):
-            await upsert_placement(session, table, data)
+        stored = isinstance(data, PlacementSnapshot) and await upsert_placement(session, table, data)
+        if stored and after_upsert is not None:
+            assert isinstance(data, PlacementSnapshot)
+            await after_upsert(session, event, data)
 
     return apply_placement_event
 

@@ -67,6 +67,22 @@ class PlacementSnapshot(EventData):
         description="The responsible caseworker's user id (their token subject, a pseudonym, never a name): "
         "whom notify mails about this placement's alerts.",
     )
+    outside_municipality: bool | None = Field(
+        default=None,
+        description="The child is placed outside the municipality; null when not recorded, and always null for a "
+        "protected child (it narrows down where the child is).",
+    )
+    external_id: str | None = Field(
+        default=None,
+        description="The case system's own id of the placement, for one entered by bulk import: school and health "
+        "import lines name their placement by it (`placement_external_id`).",
+    )
+    imported: bool = Field(
+        default=False,
+        description="The change was entered by a bulk import (POST /v1/imports) of history kept elsewhere: the rest "
+        "of the child's records (school starts, examinations) may still be on their way, so a consumer should "
+        "not raise alarms from this event alone.",
+    )
 
 
 PLACEMENT_STARTED = event_type(

@@ -60,6 +60,11 @@ class SchoolStarted(EventData):
         description="Calendar days from placement start to this school start, for a placement that means a change "
         "of school; null otherwise."
     )
+    planned: bool = Field(
+        default=False,
+        description="The start lies ahead of the day it was recorded (a planned start): it counts as a school start "
+        "from start_date, unless withdrawn before (a school end on its own first day).",
+    )
 
 
 class SchoolEnded(EventData):
@@ -76,6 +81,13 @@ SCHOOL_PLAN_REGISTERED = event_type(
 )
 SCHOOL_STARTED = event_type(
     "obruten.school.started", TOPIC_SCHOOL, SchoolStarted, "A placed child started school or other teaching."
+)
+SCHOOL_START_CHANGED = event_type(
+    "obruten.school.start_changed",
+    TOPIC_SCHOOL,
+    SchoolStarted,
+    "A school start was corrected (its date), or recomputed after its placement's start date was corrected: the "
+    "whole start as it stands now.",
 )
 SCHOOL_ENDED = event_type(
     "obruten.school.ended",

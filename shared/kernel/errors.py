@@ -140,6 +140,9 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
             problems = dict(_COMMON_PROBLEMS)
             if method.upper() in {"POST", "PUT", "PATCH", "DELETE"}:
                 problems.update(_WRITE_PROBLEMS)
+            if "application/x-ndjson" in operation.get("requestBody", {}).get("content", {}):
+                # A bulk import (shared/web/imports.py).
+                problems["415"] = "The body is not application/x-ndjson."
             responses = operation.setdefault("responses", {})
             for status, description in problems.items():
                 responses[status] = {

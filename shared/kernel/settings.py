@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     max_future_start_days: int = 366
     # Care covers ages 0-20: a placement starting on or after this birthday is refused.
     max_age_at_placement: int = 21
+    # Stödboende is for young people aged 16-20 (domain brief): a stödboende placement starting
+    # before this birthday is refused. OBRUTEN_STODBOENDE_MIN_AGE.
+    stodboende_min_age: int = Field(default=16, ge=0, le=21)
+    # A school start may be recorded ahead of its day (a planned start) up to this many days;
+    # it counts as a school start from its day. OBRUTEN_SCHOOL_MAX_PLANNED_DAYS.
+    school_max_planned_days: int = Field(default=30, ge=0, le=366)
 
     # Authentication: bearer JWTs verified with a public key (PEM) or a JWKS URL.
     jwt_public_key_file: Path | None = None
@@ -147,6 +153,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = 1_048_576
     # Writes per client (bearer token, else address) and window, in the `limits` notation.
     rate_limit_writes: str = "600/minute"
+    # Bulk imports (POST /v1/imports) have their own limit instead: one request carries
+    # thousands of records, so the write limit would count it as one and the import limit
+    # keeps a runaway loop of whole files in check. OBRUTEN_RATE_LIMIT_IMPORTS.
+    rate_limit_imports: str = "60/minute"
+    # An import's body may be this large (max_request_bytes holds for every other request).
+    import_max_bytes: int = 64 * 1_048_576
     # `memory://` counts per process; point replicas at a shared store (e.g. redis://…).
     rate_limit_storage: str = "memory://"
     # Browser origins allowed to call the API; none unless configured.

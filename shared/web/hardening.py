@@ -9,7 +9,7 @@ from hashlib import sha256
 
 import jwt
 from fastapi import FastAPI
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.aio.storage import MovingWindowSupport
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
@@ -32,6 +32,8 @@ SECURITY_HEADERS = {
 }
 DOCS_PATHS = ("/docs", "/redoc")
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# Bulk imports: one request carries a whole file, so it has its own body size and rate limit.
+IMPORT_PATH = "/v1/imports"
 
 
 class BodySizeLimit:
@@ -39,17 +41,22 @@ class BodySizeLimit:
     before the app sees it, so a client cannot stream an unbounded body past a Content-Length
     it did not send; the limit is small, so holding it in memory is cheap."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, import_max_bytes: int | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.import_max_bytes = import_max_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
             await self.app(scope, receive, send)
             return
+        limit = self.import_max_bytes if scope["path"] == IMPORT_PATH else self.default_max_bytes
+        await self._limited(scope, receive, send, limit)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._refuse(scope, receive, send, max_bytes)
             return
         chunks: list[bytes] = []
         size = 0
@@ -59,8 +66,8 @@ class BodySizeLimit:
                 break  # the client went away; let the app see the disconnect
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if size > max_bytes:
+                await self._refuse(scope, receive, send, max_bytes)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -76,9 +83,9 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         response = problem_response(
-            413, "request-too-large", "Request too large", f"Request bodies are limited to {self.max_bytes} bytes."
+            413, "request-too-large", "Request too large", f"Request bodies are limited to {max_bytes} bytes."
         )
         await response(scope, receive, send)
 
@@ -96,6 +103,7 @@ class Hardening:
         assert isinstance(storage, MovingWindowSupport)
         self.limiter = MovingWindowRateLimiter(storage)
         self.limit = parse(settings.rate_limit_writes)
+        self.import_limit = parse(settings.rate_limit_imports)
         self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
         self.docs_headers = [h for h in self.headers if h[0] != b"content-security-policy"]
 
@@ -118,15 +126,20 @@ class Hardening:
         if scope["method"] in WRITE_METHODS and path.startswith("/v1/"):
             key = self._client_key(scope)
             service: str = scope["app"].state.service
-            if not await self.limiter.hit(self.limit, service, key):
+            # Imports have their own budget: one request carries a whole file.
+            imports = path == IMPORT_PATH
+            limit, namespace = (self.import_limit, f"{service}:imports") if imports else (self.limit, service)
+            if not await self.limiter.hit(limit, namespace, key):
                 response = problem_response(
                     429,
                     "rate-limited",
                     "Too many requests",
-                    f"Write requests are limited to {self.settings.rate_limit_writes}.",
+                    f"Imports are limited to {self.settings.rate_limit_imports}."
+                    if imports
+                    else f"Write requests are limited to {self.settings.rate_limit_writes}.",
                     path,
                 )
-                response.headers["Retry-After"] = str(await self._retry_after(service, key))
+                response.headers["Retry-After"] = str(await self._retry_after(limit, namespace, key))
                 await response(scope, receive, send_with_headers)
                 return
         await self.app(scope, receive, send_with_headers)
@@ -150,9 +163,9 @@ class Hardening:
         client = scope.get("client")
         return "addr:" + (client[0] if client else "unknown")
 
-    async def _retry_after(self, service: str, key: str) -> int:
+    async def _retry_after(self, limit: RateLimitItem, namespace: str, key: str) -> int:
         """Whole seconds until the moving window admits this client's next write."""
-        stats = await self.limiter.get_window_stats(self.limit, service, key)
+        stats = await self.limiter.get_window_stats(limit, namespace, key)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
 
@@ -166,7 +179,7 @@ def _bearer(scope: Scope) -> str | None:
 
 def install_hardening(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(Hardening, settings=settings)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes, import_max_bytes=settings.import_max_bytes)
     if settings.cors_allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -27,8 +27,8 @@ Rows (SCOPES)
 
 Protected fields
     For a child with protected identity or a placement in `skyddat_boende`, the placement's
-    `location` and the school unit codes are stored but answered as null except to the roles in
-    PROTECTED_FIELDS, and for `location` also to the caseworker named on the placement (its
+    `location`, `outside_municipality` and the school unit codes are stored but answered as null
+    except to the roles in PROTECTED_FIELDS, and for the first two also to the caseworker named on the placement (its
     `caseworker` is their token's subject): whoever placed the child must be able to reach it.
     An examination's `provider` likewise. Events, alerts, webhooks, reports and logs never carry
     them, whoever asks. A service that has not (yet) learnt whether a child is protected treats
@@ -99,6 +99,8 @@ class Scope(StrEnum):
 
 class ProtectedField(StrEnum):
     location = "location"
+    # Whether the child lives outside the municipality narrows down where it is.
+    outside_municipality = "outside_municipality"
     school_unit = "school_unit"
     provider = "provider"  # an examination's clinic: it can reveal where the child lives
 
@@ -189,6 +191,7 @@ UNSCOPED_RESOURCES = frozenset(
 # Besides these roles, the caseworker named on a placement sees its location (module doc).
 PROTECTED_FIELDS: dict[ProtectedField, frozenset[Role]] = {
     ProtectedField.location: frozenset({Role.admin, Role.district_manager}),
+    ProtectedField.outside_municipality: frozenset({Role.admin, Role.district_manager}),
     # Only the teaching team may know where a protected child goes to school (Lärteamet).
     ProtectedField.school_unit: frozenset({Role.admin, Role.protected_teaching}),
     ProtectedField.provider: frozenset({Role.admin, Role.district_manager}),  # not city-wide health staff
@@ -345,7 +348,7 @@ class Access:
         if self.principal.has(*PROTECTED_FIELDS[protected_field]):
             return True
         return (
-            protected_field is ProtectedField.location
+            protected_field in (ProtectedField.location, ProtectedField.outside_municipality)
             and responsible is not None
             and responsible == self.principal.subject
             and self.principal.has(Role.caseworker)

@@ -69,6 +69,21 @@ class Spec:
     duration: str = "temporary"
 
 
+def child_pnr(i: int, form: str) -> str:
+    """The i-th test child's number. Born 2005-2013: every start date used below falls within
+    ages 0-20; a child placed in stödboende is born 2001-2002, 16 or older on every start date
+    used (stödboende is for ages 16-20, issue 14)."""
+    if form == PlacementForm.stodboende:
+        return luhn_pnr(date(2001, 1, 1) + timedelta(days=i % 600), 600 + i // 600)
+    birth = date(2005, 1, 1) + timedelta(days=i % 3000)
+    if (birth.month, birth.day) == (2, 29):
+        # The placement service answers 500 for a child born on 29 February (its age check
+        # builds the 21st birthday with date.replace); reported, not this test's subject.
+        birth -= timedelta(days=1)
+        i += 3000 * 7  # a serial of its own, so that 28 February's child keeps its number
+    return luhn_pnr(birth, 100 + i // 3000)
+
+
 class People:
     """Registers children through the API, each with one placement (optionally ended)."""
 
@@ -76,19 +91,13 @@ class People:
         self.client = client
         self.n = 0
 
-    def _pnr(self) -> str:
+    def _pnr(self, form: str) -> str:
         i, self.n = self.n, self.n + 1
-        # Born 2005-2013: every start date used below falls within ages 0-20.
-        birth = date(2005, 1, 1) + timedelta(days=i % 3000)
-        if (birth.month, birth.day) == (2, 29):
-            # The placement service answers 500 for a child born on 29 February (its age check
-            # builds the 21st birthday with date.replace); reported, not this test's subject.
-            birth -= timedelta(days=1)
-            i += 3000 * 7  # a serial of its own, so that 28 February's child keeps its number
-        return luhn_pnr(birth, 100 + i // 3000)
+        return child_pnr(i, form)
 
     async def one(self, spec: Spec) -> str:
-        child = await self.client.post("/v1/children", json={"personnummer": self._pnr(), "district": spec.district})
+        pnr = self._pnr(spec.form)
+        child = await self.client.post("/v1/children", json={"personnummer": pnr, "district": spec.district})
         assert child.status_code == 201, child.text
         child_id: str = child.json()["id"]
         await self.place(child_id, spec)
@@ -143,7 +152,8 @@ def specs_2020() -> list[Spec]:
     specs += [
         Spec("Farsta", "sis", date(2019, 5, 1), end=date(2020, 1, 1)),  # left on 1 January: ends 2019
         Spec("Farsta", "sis", date(2021, 1, 1)),
-        Spec("Farsta", "sis", date(2020, 6, 1), end=date(2020, 6, 1)),  # covers no day at all
+        # Starts and ends on the same day: counts on that day (issue 14), which lies in 2021.
+        Spec("Farsta", "sis", date(2021, 6, 1), end=date(2021, 6, 1)),
     ]
     return specs
 
@@ -226,6 +236,7 @@ async def test_2020_table_entered_through_the_api_is_reproduced_without_revealin
             "skyddat_boende",
             "stodboende",
             "total",
+            "children",
         ]
         rows = rows_by_district(report)
         assert [r["district"] for r in table["rows"]] == [*STOCKHOLM_DISTRICTS, "total"]
@@ -286,8 +297,11 @@ async def test_a_child_in_two_forms_counts_in_both_cells_and_once_in_the_total(s
         rows = rows_by_district((await client.get("/v1/reports/placements", params=PERIOD_2020)).json())
         farsta = rows["Farsta"]
         assert (farsta["jourhem"], farsta["familjehem"], farsta["hvb"]) == (4, 4, "*")
-        assert farsta["total"] == 4  # distinct children of the shown cells, not 4 + 4
-        assert rows["total"]["jourhem"] == 4 and rows["total"]["hvb"] == 0 and rows["total"]["total"] == 4
+        # The city's total is the plain sum of the shown cells (4 + 4); the distinct children of
+        # those cells are `children` (issue 14, finding 8).
+        assert farsta["total"] == 8 and farsta["children"] == 4
+        assert rows["total"]["jourhem"] == 4 and rows["total"]["hvb"] == 0
+        assert rows["total"]["total"] == 8 and rows["total"]["children"] == 4
         assert rows["Bromma"]["total"] == 0
 
         # The period's edges: a placement counts from its start day up to the day before it ends.

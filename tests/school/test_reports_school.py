@@ -66,7 +66,9 @@ async def enter(placement: httpx.AsyncClient, school: httpx.AsyncClient, setting
     """Every case through the APIs; returns the placement ids by case index."""
     ids: dict[int, str] = {}
     for i, case in enumerate(CASES):
-        child = await placement.post("/v1/children", json=child_body(i, district=case.district))
+        # Stödboende is for ages 16-20 (issue 14): those children are born in 2008.
+        birth = date(2008, 1, 1 + i % 28) if case.form == "stodboende" else None
+        child = await placement.post("/v1/children", json=child_body(i, district=case.district, birth=birth))
         assert child.status_code == 201, child.text
         body = placement_body(
             child.json()["id"],
@@ -235,7 +237,18 @@ async def test_school_start_reports(service_client, settings, tokens):
         resp = await school.get("/v1/reports/school-starts/rows", params={**JULY, "district": "Farsta"})
         assert resp.status_code == 200, resp.text
         listed = resp.json()["tables"][0]
-        assert listed["columns"] == ["district", "form", "placement_date", "school_start_date", "days", "status"]
+        # `planned` and `planned_start_date` (issue 14, planned starts) follow the six columns of before.
+        assert listed["columns"] == [
+            "district",
+            "form",
+            "placement_date",
+            "school_start_date",
+            "days",
+            "status",
+            "planned",
+            "planned_start_date",
+        ]
+        assert not any(r["planned"] or r["planned_start_date"] for r in listed["rows"])
         assert [(r["placement_date"], r["school_start_date"], r["days"], r["status"]) for r in listed["rows"]] == [
             ("2025-07-01", "2025-07-04", 3, "started"),
             ("2025-07-02", "2025-07-09", 7, "started"),
@@ -253,9 +266,9 @@ async def test_school_start_reports(service_client, settings, tokens):
             await school.get("/v1/reports/school-starts/rows", params={**JULY, "district": "Farsta"}, headers=CSV)
         )
         assert rows_csv[0] == listed["columns"]
-        assert rows_csv[5] == ["Farsta", "hvb", "2025-07-20", "", "43", "waiting"]
+        assert rows_csv[5] == ["Farsta", "hvb", "2025-07-20", "", "43", "waiting", "False", ""]
         assert [[r[0], r[1], r[2], r[3] or None, int(r[4]), r[5]] for r in rows_csv[1:]] == [
-            [r[c] for c in listed["columns"]] for r in listed["rows"]
+            [r[c] for c in listed["columns"][:6]] for r in listed["rows"]
         ]
 
         # --- roles: the list is row-level: the caller's own district, and not for central_analyst -

@@ -425,9 +425,10 @@ BAD_REQUESTS: list[tuple[str, str, Any, int, str]] = [
         "body.start_date",
     ),
     (
-        "start-in-future",
+        # A start may be planned up to 30 days ahead (issue 14); the 31st day is refused.
+        "start-past-the-planning-horizon",
         "/v1/school-starts",
-        lambda p: _start(p, start_date=(DAY0 + timedelta(days=1)).isoformat()),
+        lambda p: _start(p, start_date=(DAY0 + timedelta(days=31)).isoformat()),
         422,
         "body.start_date",
     ),

@@ -21,11 +21,11 @@ router = v1_router()
 
 
 PLACEMENTS_CSV = (
-    "district,sis,hvb,jourhem,familjehem,skyddat_boende,stodboende,total\r\n"
-    "Rinkeby-Kista,25,57,115,94,*,35,326\r\n"
-    "Spånga-Tensta,17,31,75,56,0,25,204\r\n"
+    "district,sis,hvb,jourhem,familjehem,skyddat_boende,stodboende,total,children\r\n"
+    "Rinkeby-Kista,25,57,115,94,*,35,326,318\r\n"
+    "Spånga-Tensta,17,31,75,56,0,25,204,199\r\n"
     "…\r\n"
-    "total,97,307,817,622,8,193,2044\r\n"
+    "total,97,307,817,622,8,193,2044,1990\r\n"
 )
 ENDINGS_CSV = (
     "district,care_plan,turned_18,custody_transferred,adoption,breakdown,moved,other,total\r\n"
@@ -46,8 +46,10 @@ add_period_report(
     description=(
         "Children placed at some time during the period (a placement covers "
         "`[start_date, end_date)` and counts when it shares a day with `[from, to]`), by the "
-        "district and form of the placement. A child counts once per cell; a child placed in two "
-        "forms counts in both cells but once in the row's `total`. Columns follow the city's table: "
+        "district and form of the placement (one that starts and ends on the same day counts on that day). "
+        "A child counts once per cell; a child placed in two forms counts in both cells. `total` is the "
+        "city's: the plain sum of the row's (or column's) shown cells, so such a child counts twice there; "
+        "`children` counts the distinct children of the shown cells. Columns follow the city's table: "
         "sis (§12-hem), hvb, jourhem, familjehem, skyddat_boende, stodboende.\n\n"
         f"{SUPPRESSION_DOC}\n\n{FORMAT_DOC}"
     ),

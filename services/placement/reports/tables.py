@@ -2,9 +2,11 @@
 period, suppression and format rules they share).
 
 - Placed children: children placed at some time during the period, by district and form: the
-  city's yearly table. A placement covers [start_date, end_date); it counts when that range
-  shares a day with the period. A child counts once per cell (by the district and form of the
-  placement), so a child placed in two forms is in two cells of its row.
+  city's yearly table. A placement covers [start_date, end_date) (one that starts and ends on
+  the same day covers that day); it counts when that range shares a day with the period. A
+  child counts once per cell (by the district and form of the placement), so a child placed in
+  two forms is in two cells of its row. `total` is the city's: the plain sum of the shown cells
+  (a child in two cells counts twice); `children` counts the distinct children of those cells.
 - Placement endings: placements whose end_date (the day the child left) falls in the period, by
   district and end reason.
 - Long temporary placements: temporary placements under way on a day that had by then run
@@ -18,9 +20,10 @@ up with the tables the city already publishes.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Date, func, literal, select
+from sqlalchemy import Date, case, func, literal, select
 from sqlalchemy.dialects.postgresql import DATERANGE
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +32,18 @@ from shared.contracts.placement import Duration, EndReason
 from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings
-from shared.web.reports import Cell, Crosstab, Hits, Period, Report, ReportTable, Suppression, crosstab
+from shared.web.reports import (
+    HIDDEN,
+    TOTAL,
+    Cell,
+    Crosstab,
+    Hits,
+    Period,
+    Report,
+    ReportTable,
+    Suppression,
+    crosstab,
+)
 
 FORM_COLUMNS: tuple[str, ...] = (
     PlacementForm.sis,
@@ -54,7 +68,8 @@ class PlacedChildrenRow(BaseModel):
     familjehem: Cell
     skyddat_boende: Cell
     stodboende: Cell
-    total: int = Field(description="Distinct children in this row's shown cells.")
+    total: int = Field(description="The plain sum of this row's shown cells (the city's convention).")
+    children: int = Field(description="Distinct children in this row's shown cells.")
 
 
 class EndingsRow(BaseModel):
@@ -102,7 +117,10 @@ def _rows(settings: Settings, district: str | None) -> list[str]:
 
 
 def placed_children_hits(period: Period) -> Hits:
-    covered = func.daterange(Placement.start_date, Placement.end_date, literal("[)"), type_=DATERANGE)
+    # A placement covers [start_date, end_date); one that starts and ends on the same day
+    # covers that day (the child was placed, if only for the day).
+    bounds = case((Placement.end_date == Placement.start_date, literal("[]")), else_=literal("[)"))
+    covered = func.daterange(Placement.start_date, Placement.end_date, bounds, type_=DATERANGE)
     wanted = func.daterange(literal(period.from_, Date), literal(period.to, Date), literal("[]"), type_=DATERANGE)
     return (
         select(
@@ -122,7 +140,7 @@ async def placed_children(
     shape = Crosstab(row_label="district", rows=_rows(settings, district), columns=FORM_COLUMNS)
     suppression = Suppression.from_settings(settings)
     extracted_at = clock.now()
-    rows = await crosstab(session, placed_children_hits(period), shape, suppression)
+    rows = city_totals(await crosstab(session, placed_children_hits(period), shape, suppression))
     return PlacedChildrenReport(
         period=period,
         extracted_at=extracted_at,
@@ -131,11 +149,32 @@ async def placed_children(
             ReportTable[PlacedChildrenRow](
                 name="placements",
                 description="Children placed at some time during the period, by district and form.",
-                columns=shape.header,
+                columns=[*shape.header, CHILDREN],
                 rows=[PlacedChildrenRow.model_validate(r) for r in rows],
             )
         ],
     )
+
+
+CHILDREN = "children"
+
+
+def city_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The city's table: each `total` (column and row) is the plain sum of the shown cells it
+    spans, so a child placed in two forms counts twice there (Farsta 2020: 155); the crosstab's
+    distinct children of the shown cells move to `children`. Sums of shown cells only, so, as
+    before, nothing behind a `*` enters a total."""
+    body, last = rows[:-1], dict(rows[-1])
+    out: list[dict[str, Any]] = []
+    for row in body:
+        shown = [row[c] for c in FORM_COLUMNS if row[c] != HIDDEN]
+        out.append({**row, TOTAL: sum(shown), CHILDREN: row[TOTAL]})
+    for col in FORM_COLUMNS:
+        last[col] = sum(r[col] for r in out if r[col] != HIDDEN)
+    last[CHILDREN] = last[TOTAL]
+    last[TOTAL] = sum(last[c] for c in FORM_COLUMNS)
+    out.append(last)
+    return out
 
 
 def endings_hits(period: Period) -> Hits:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Query
 from fastapi.responses import Response
 
-from services.school.reports import rows
+from services.school.reports import breakdown, rows
 from services.school.reports import tables as reports
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
@@ -42,9 +42,9 @@ BY_FORM_CSV = (
     "total,…\r\n"
 )
 LIST_CSV = (
-    "district,form,placement_date,school_start_date,days,status\r\n"
-    "Farsta,jourhem,2025-07-01,2025-07-04,3,started\r\n"
-    "Farsta,hvb,2025-07-20,,43,waiting\r\n"
+    "district,form,placement_date,school_start_date,days,status,planned,planned_start_date\r\n"
+    "Farsta,jourhem,2025-07-01,2025-07-04,3,started,False,\r\n"
+    "Farsta,hvb,2025-07-20,,43,waiting,True,2025-09-08\r\n"
 )
 
 _COLUMNS_DOC = (
@@ -78,7 +78,7 @@ add_period_report(
 add_period_report(
     router,
     "/reports/school-starts/by-form",
-    reports.school_starts_by_form,
+    breakdown.school_starts_by_form,
     name="school_starts_by_form_report",
     response_model=reports.SchoolStartsByFormReport,
     csv_example=BY_FORM_CSV,
@@ -94,6 +94,35 @@ add_period_report(
 )
 
 
+BY_MUNICIPALITY_CSV = (
+    f"location,{_HEADER}\r\n"
+    "inside,12,10,2,0,10,8,80.0,4.5,9,9,\r\n"
+    "outside,6,4,2,0,4,1,25.0,11.0,19,19,\r\n"
+    "unknown,*,*,*,*,*,*,*,*,*,*,*\r\n"
+    "merged,…\r\n"
+    "total,…\r\n"
+)
+
+
+add_period_report(
+    router,
+    "/reports/school-starts/by-municipality",
+    breakdown.school_starts_by_municipality,
+    name="school_starts_by_municipality_report",
+    response_model=breakdown.SchoolStartsByMunicipalityReport,
+    csv_example=BY_MUNICIPALITY_CSV,
+    summary="The school-start statistic by placement inside or outside the municipality",
+    description=(
+        "The placements `/v1/reports/school-starts` totals, by whether the child is placed `inside` or `outside` "
+        "the municipality (the placement's `outside_municipality`), with the same columns. `unknown`: not "
+        "recorded, or a protected child (for whom it is a protected field, never published in events: counted "
+        "with the unrecorded so that nothing tells where a protected child is not). Small groups are `*` and "
+        "counted in `merged`, as small forms are in the by-form report.\n\n"
+        f"{_COLUMNS_DOC}\n\n{SUPPRESSION_DOC}\n\n{FORMAT_DOC}"
+    ),
+)
+
+
 @router.get(
     "/reports/school-starts/rows",
     response_model=rows.SchoolStartListReport,
@@ -104,7 +133,8 @@ add_period_report(
         "The placements behind a district's row of `/v1/reports/school-starts`, one row each, like the monthly "
         "file the districts sent in: district, form, placement date, first school start date (empty while "
         "none), days (to the school start; while waiting, so far, to the day of extraction; for one that "
-        "ended without a start, until it ended) and status. No personnummer, no school unit. Row-level, so "
+        "ended without a start, until it ended), status, and `planned` with `planned_start_date` while a school start "
+        "is planned ahead (it counts from its day). No personnummer, no school unit. Row-level, so "
         "not suppressed, and refused to `central_analyst`.\n\n"
         "**Formats.** JSON by default; `Accept: text/csv` gives the list as CSV (UTF-8, header row, one row per "
         "placement, dates as YYYY-MM-DD, an empty school start date while none), with the same "

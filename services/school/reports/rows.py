@@ -28,6 +28,10 @@ class SchoolStartListRow(BaseModel):
         )
     )
     status: Status
+    planned: bool = Field(
+        default=False, description="A school start is planned (recorded ahead of its day); it counts from that day."
+    )
+    planned_start_date: date | None = Field(default=None, description="The planned start's day, while it lies ahead.")
 
 
 class SchoolStartListReport(Report[SchoolStartListRow]):
@@ -46,6 +50,8 @@ async def school_start_list(
         b.c.first_start.label("school_start_date"),
         func.coalesce(b.c.days, b.c.wait_days, b.c.end_date - b.c.placement_date).label("days"),
         b.c.status,
+        b.c.planned_start.is_not(None).label("planned"),
+        b.c.planned_start.label("planned_start_date"),
     ).order_by(b.c.placement_date, b.c.form, b.c.placement_id)
     rows = [SchoolStartListRow.model_validate(dict(rec)) for rec in (await session.execute(stmt)).mappings()]
     return SchoolStartListReport(

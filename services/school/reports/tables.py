@@ -62,6 +62,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
     true,
 )
@@ -95,6 +96,9 @@ FORMS: tuple[str, ...] = (
     PlacementForm.stodboende,
 )
 OTHER_FORMS = "other_forms"
+# Where the child is placed (the placement's `outside_municipality`).
+INSIDE, OUTSIDE, UNKNOWN = "inside", "outside", "unknown"
+LOCATIONS: tuple[str, ...] = (INSIDE, OUTSIDE, UNKNOWN)
 # The city's rule: no child without school for more than a week.
 WITHIN_DAYS = 7
 
@@ -152,13 +156,30 @@ def _rows(settings: Settings, district: str | None) -> list[str]:
 def placements_base(period: Period, today: date, districts: Sequence[str]) -> Subquery:
     """One row per placement in the report, with its first school start and status."""
     pv = placement_view
+    # A planned start counts from its day: until then the placement is waiting (with the
+    # planned day shown in the row-level list).
     first = (
         select(SchoolStart.placement_id, func.min(SchoolStart.start_date).label("first_start"))
-        .where(attended())
+        .where(attended(), SchoolStart.start_date <= today)
         .group_by(SchoolStart.placement_id)
         .subquery("first_start")
     )
+    planned = (
+        select(SchoolStart.placement_id, func.min(SchoolStart.start_date).label("planned_start"))
+        .where(SchoolStart.start_date > today)
+        .group_by(SchoolStart.placement_id)
+        .subquery("planned_start")
+    )
     as_of = literal(today, Date)
+    protected = or_(pv.c.protected_identity, pv.c.form == PlacementForm.skyddat_boende.value)
+    # A protected child's placement is never known here as inside or outside (its events carry
+    # null): it is `unknown`, together with placements where it was not recorded.
+    location = case(
+        (protected, literal(UNKNOWN)),
+        (pv.c.outside_municipality.is_(True), literal(OUTSIDE)),
+        (pv.c.outside_municipality.is_(False), literal(INSIDE)),
+        else_=literal(UNKNOWN),
+    )
     started = first.c.first_start.is_not(None)
     ended = and_(pv.c.end_date.is_not(None), pv.c.end_date <= as_of)
     status = case((started, literal("started")), (ended, literal("ended_without_start")), else_=literal("waiting"))
@@ -175,8 +196,11 @@ def placements_base(period: Period, today: date, districts: Sequence[str]) -> Su
             status.label("status"),
             (first.c.first_start - pv.c.start_date).label("days"),
             case((and_(~started, ~ended), as_of - pv.c.start_date), else_=null()).label("wait_days"),
+            planned.c.planned_start,
+            location.label("location"),
         )
         .join_from(pv, first, first.c.placement_id == pv.c.placement_id, isouter=True)
+        .join(planned, planned.c.placement_id == pv.c.placement_id, isouter=True)
         .where(
             pv.c.school_change.is_(True),
             pv.c.start_date.between(period.from_, last_day),
@@ -197,7 +221,9 @@ def _figures(
     the counts cover, `timed` those the day statistics cover, `waited` those the wait covers.
     `*_children` are the distinct children suppression looks at."""
     is_started = b.c.status == "started"
-    timing = and_(is_started, timed)
+    # A start before its placement (a placement start corrected after the school start was
+    # recorded, services/school/corrections.py) is flagged, not timed: -3 days is no success.
+    timing = and_(is_started, timed, b.c.days >= 0)
     waiting = and_(b.c.status == "waiting", waited)
     within = func.count().filter(and_(timing, b.c.days <= WITHIN_DAYS))
     n_timed = func.count().filter(timing)
@@ -320,81 +346,6 @@ async def school_starts(
                 ),
                 columns=["district", *FIGURES],
                 rows=[SchoolStartsRow.model_validate(r) for r in table],
-            )
-        ],
-    )
-
-
-def _unsafe(rec: RowMapping, suppression: Suppression) -> bool:
-    return any(suppression.hides(int(rec[k])) for k in ("children", "timed_children", "waiting_children"))
-
-
-async def _form_groups(
-    session: AsyncSession, b: Subquery, shown: _Shown, merged: Sequence[str]
-) -> tuple[dict[str, RowMapping], RowMapping | None]:
-    """Figures per form (the merged ones as one `other_forms` group) and their total."""
-    grp = case((b.c.form.in_(list(merged)), literal(OTHER_FORMS)), else_=b.c.form) if merged else b.c.form
-    # The label is computed once below and grouped by name: GROUPING() must see the very
-    # expression ROLLUP groups by, which a CASE with its own bound parameters would not be.
-    labelled = select(b, grp.label("grp")).where(_conditions(b, shown)["counted"]).subquery("labelled")
-    stmt = select(
-        labelled.c.grp,
-        func.grouping(labelled.c.grp).label("is_total"),
-        *_figures(labelled, **_conditions(labelled, shown)),
-    ).group_by(func.rollup(labelled.c.grp))
-    recs = list((await session.execute(stmt)).mappings())
-    groups = {rec["grp"]: rec for rec in recs if not rec["is_total"]}
-    return groups, next((rec for rec in recs if rec["is_total"]), None)
-
-
-async def school_starts_by_form(
-    session: AsyncSession, period: Period, *, settings: Settings, clock: Clock, district: str | None = None
-) -> SchoolStartsByFormReport:
-    suppression = Suppression.from_settings(settings)
-    extracted_at, today = clock.now(), clock.today()
-    districts = _rows(settings, district)
-    b = placements_base(period, today, districts)
-    _, shown = await _by_district(session, b, districts, suppression)
-
-    groups, total = await _form_groups(session, b, shown, [])
-    merged = [f for f in FORMS if f in groups and _unsafe(groups[f], suppression)]
-    if merged:
-        # The rest, smallest first: added one by one while the merged group is itself under the
-        # threshold. Its distinct children are counted afresh each time (a child can be in two
-        # forms). The loop ends safe: all forms together are the district table's total, whose
-        # groups are each empty or over the threshold.
-        rest = sorted(
-            (f for f in FORMS if f in groups and f not in merged),
-            key=lambda f: (int(groups[f]["children"]), FORMS.index(f)),
-        )
-        groups, total = await _form_groups(session, b, shown, merged)
-        while _unsafe(groups[OTHER_FORMS], suppression) and rest:
-            merged.append(rest.pop(0))
-            groups, total = await _form_groups(session, b, shown, merged)
-
-    table: list[dict[str, Any]] = []
-    for form in (*FORMS, OTHER_FORMS):
-        rec = groups.get(form)
-        if form in merged:
-            table.append({"form": form, **dict.fromkeys(FIGURES, HIDDEN)})
-        else:
-            # Every group shown here is over the threshold; _total() passes it through.
-            table.append({"form": form, **_total(rec)})
-    table.append({"form": TOTAL, **_total(total)})
-    return SchoolStartsByFormReport(
-        period=period,
-        as_of=today,
-        extracted_at=extracted_at,
-        threshold=suppression.threshold,
-        tables=[
-            ReportTable[SchoolStartsByFormRow](
-                name="school_starts_by_form",
-                description=(
-                    "The placements the school-start report's total covers, by form; forms under the threshold "
-                    f"are `*` and counted together in `{OTHER_FORMS}`."
-                ),
-                columns=["form", *FIGURES],
-                rows=[SchoolStartsByFormRow.model_validate(r) for r in table],
             )
         ],
     )
