@@ -33,7 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.school import schemas
 from services.school.models import SchoolEnd, SchoolStart, outbox, placement_view
-from services.school.service import confirmed_protected, not_too_far_ahead, started
+from services.school.service import confirmed_protected
+from services.school.starts import not_too_far_ahead, started
 from shared.bus.placement_copy import PlacementClient, placement_for_write
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.placement import PlacementSnapshot

@@ -27,13 +27,12 @@ Rows (SCOPES)
 
 Protected fields
     For a child with protected identity or a placement in `skyddat_boende`, the placement's
-    `location`, `outside_municipality` and the school unit codes are stored but answered as null
-    except to the roles in PROTECTED_FIELDS, and for the first two also to the caseworker named on the placement (its
-    `caseworker` is their token's subject): whoever placed the child must be able to reach it.
-    An examination's `provider` likewise. Events, alerts, webhooks, reports and logs never carry
-    them, whoever asks. A service that has not (yet) learnt whether a child is protected treats
-    it as protected. Privileged changes (PRIVILEGED: 403 for other roles, audited as
-    `write:<change>`) decide who sees them.
+    `location`, `outside_municipality` and the school unit codes are stored but answered as null except to the
+    roles in PROTECTED_FIELDS, and for the first two to the caseworker named on the placement (its `caseworker`
+    is their token's subject): whoever placed the child must be able to reach it. An examination's `provider`
+    likewise. Events, alerts, webhooks, reports and logs never carry them, whoever asks. A service
+    that has not (yet) learnt whether a child is protected treats it as protected. Privileged
+    changes (PRIVILEGED: 403 for other roles, audited as `write:<change>`) decide who sees them.
 
 Aggregate reports (`/v1/reports/...`) are not personal data: small counts are suppressed, so the
 roles reading them are not district-scoped.
@@ -99,8 +98,7 @@ class Scope(StrEnum):
 
 class ProtectedField(StrEnum):
     location = "location"
-    # Whether the child lives outside the municipality narrows down where it is.
-    outside_municipality = "outside_municipality"
+    outside_municipality = "outside_municipality"  # narrows down where the child is
     school_unit = "school_unit"
     provider = "provider"  # an examination's clinic: it can reveal where the child lives
 
@@ -188,8 +186,7 @@ UNSCOPED_RESOURCES = frozenset(
     }
 )
 
-# Besides these roles, the caseworker named on a placement sees its location (module doc).
-PROTECTED_FIELDS: dict[ProtectedField, frozenset[Role]] = {
+PROTECTED_FIELDS: dict[ProtectedField, frozenset[Role]] = {  # and the placement's caseworker: module doc
     ProtectedField.location: frozenset({Role.admin, Role.district_manager}),
     ProtectedField.outside_municipality: frozenset({Role.admin, Role.district_manager}),
     # Only the teaching team may know where a protected child goes to school (Lärteamet).

@@ -160,20 +160,15 @@ CHILDREN = "children"
 
 
 def city_totals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The city's table: each `total` (column and row) is the plain sum of the shown cells it
-    spans, so a child placed in two forms counts twice there (Farsta 2020: 155); the crosstab's
-    distinct children of the shown cells move to `children`. Sums of shown cells only, so, as
-    before, nothing behind a `*` enters a total."""
-    body, last = rows[:-1], dict(rows[-1])
+    """The city's table: each row's `total` is the plain sum of its shown cells, so a child placed
+    in two forms counts twice there (Farsta 2020: 155); the crosstab's distinct children of those
+    cells move to `children`. The total row's cells stay the crosstab's (each person once per
+    column, however many districts hold a record of them); its `total` is the sum of those cells.
+    Sums of shown cells only, so, as before, nothing behind a `*` enters a total."""
     out: list[dict[str, Any]] = []
-    for row in body:
+    for row in rows:
         shown = [row[c] for c in FORM_COLUMNS if row[c] != HIDDEN]
         out.append({**row, TOTAL: sum(shown), CHILDREN: row[TOTAL]})
-    for col in FORM_COLUMNS:
-        last[col] = sum(r[col] for r in out if r[col] != HIDDEN)
-    last[CHILDREN] = last[TOTAL]
-    last[TOTAL] = sum(last[c] for c in FORM_COLUMNS)
-    out.append(last)
     return out
 
 
