@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.kernel.settings import Settings
+from shared.local.importer import add_import_command
 from shared.web.auth import Role, mint_token
 from shared.web.registry import names, service
 
@@ -28,12 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--subject", default="dev-user")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds")
     sub.add_parser("asyncapi", help="print the AsyncAPI document of every topic and event")
-    imp = sub.add_parser("import", help="send a bulk import file (ndjson, one record a line) and print the report")
-    imp.add_argument("service", choices=names())
-    imp.add_argument("file", type=Path, help="application/x-ndjson: one JSON record per line")
-    imp.add_argument("--url", help="the service's base URL (default: its local port)")
-    imp.add_argument("--token", help="bearer token (default: $OBRUTEN_TOKEN, else an admin development token)")
-    imp.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    add_import_command(sub)
     args = parser.parse_args(argv)
     settings = Settings()
 

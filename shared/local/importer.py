@@ -17,10 +17,20 @@ import httpx
 
 from shared.kernel.settings import Settings
 from shared.web.auth import mint_token
+from shared.web.registry import names
 
 NDJSON = "application/x-ndjson"
 # An import of tens of thousands of lines is one request: give it time.
 TIMEOUT = httpx.Timeout(600.0, connect=10.0)
+
+
+def add_import_command(sub: Any) -> None:
+    imp = sub.add_parser("import", help="send a bulk import file (ndjson, one record a line) and print the report")
+    imp.add_argument("service", choices=names())
+    imp.add_argument("file", type=Path, help="application/x-ndjson: one JSON record per line")
+    imp.add_argument("--url", help="the service's base URL (default: its local port)")
+    imp.add_argument("--token", help="bearer token (default: $OBRUTEN_TOKEN, else an admin development token)")
+    imp.add_argument("--json", action="store_true", help="print the whole report as JSON")
 
 
 def _token(settings: Settings, given: str | None) -> str | None:
