@@ -34,6 +34,7 @@ from shared.contracts.placement import PLACEMENT_CHANGED, PLACEMENT_ENDED, PLACE
 from shared.contracts.school import (
     SCHOOL_ENDED,
     SCHOOL_PLAN_REGISTERED,
+    SCHOOL_START_CHANGED,
     SCHOOL_STARTED,
     SchoolEnded,
     SchoolPlanRegistered,
@@ -108,7 +109,8 @@ async def apply_event(session: AsyncSession, event: CloudEvent) -> uuid.UUID | N
         if not await upsert_placement(session, placement_view, snapshot):
             return None  # an older version than the one on file: nothing changes
         placement_id = snapshot.placement_id
-    elif t == SCHOOL_STARTED.type:
+    elif t in (SCHOOL_STARTED.type, SCHOOL_START_CHANGED.type):
+        # A correction carries the whole start as it stands now: its date replaces the one on file.
         started: SchoolStarted = event_data(event)
         await _store_attendance(session, started.school_start_id, started.placement_id, start_date=started.start_date)
         placement_id = started.placement_id

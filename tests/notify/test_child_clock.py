@@ -292,7 +292,7 @@ async def test_a_school_start_corrected_to_a_later_day_opens_the_alert_and_shows
         await consumed(2, notify)
         await days(notify, clock, 5, 11)
         assert await alerts(notify, rule="school_gap") == []
-        await bus.school_started(case, day(12))  # the same school start, its date corrected
+        await bus.school_start_changed(case, day(12))  # the same school start, its date corrected
         await consumed(3, notify)
         [alert] = await alerts(notify, rule="school_gap")
         assert (alert["status"], alert["planned_school_start"], alert["calendar_days"]) == ("open", str(day(12)), 11)
