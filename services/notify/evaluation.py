@@ -18,7 +18,7 @@ from sqlalchemy import ARRAY, Text, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.notify.alerts.transitions import apply_assessment, hand_over
+from services.notify.alerts.store import apply_assessment, hand_over
 from services.notify.context import Context
 from services.notify.facts import children_of, load_facts
 from services.notify.mail import queue as mail_queue

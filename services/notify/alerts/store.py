@@ -1,8 +1,10 @@
-"""Alerts in the database: inserting one, recording a transition (history row, outbox event and
-webhook deliveries in the caller's transaction), the queries behind /v1/alerts, acknowledging."""
+"""Alerts in the database: writing what the state machine (services/notify/alerts/transitions.py)
+decides (the alert row, and per transition its history row, outbox event and webhook deliveries,
+in the caller's transaction), the queries behind /v1/alerts, acknowledging."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -13,7 +15,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.notify.alerts import transitions as t
 from services.notify.context import Context
+from services.notify.facts import Hold
 from services.notify.mail import queue as mail_queue
 from services.notify.models import (
     Alert,
@@ -31,47 +35,90 @@ log = logging.getLogger("obruten.notify")
 
 
 ACTIVE = ACTIVE_STATUSES
+Due = tuple[date | None, datetime | None]  # the next day to look again; the end of a hold, if held
+_FIELDS = tuple(f.name for f in dataclasses.fields(t.AlertState))
 
 
-def days_until(ctx: Context, rule: str, clock_start: date, until: date) -> tuple[int, int]:
-    counter = r.counter_for(ctx.rules.rule(rule))
-    return max(0, (until - clock_start).days), counter.count(clock_start, until)
+def state_of(alert: Alert) -> t.AlertState:
+    values = {name: getattr(alert, name) for name in _FIELDS}
+    return t.AlertState(**{**values, "status": AlertStatus(alert.status)})
 
 
-async def insert_alert(
+def _write(alert: Alert, state: t.AlertState) -> None:
+    # Only what changed: an attribute set to its own value would still be a write to the row.
+    for name in _FIELDS:
+        value = getattr(state, name)
+        if getattr(alert, name) != value:
+            setattr(alert, name, value.value if isinstance(value, AlertStatus) else value)
+
+
+async def apply_assessment(
     session: AsyncSession,
+    ctx: Context,
     a: r.Assessment,
-    p: r.Placement,
-    *,
-    status: str,
-    level: int | None,
-    level_name: str | None,
+    facts: r.Facts,
+    alert: Alert | None,
     now: datetime,
     today: date,
-) -> Alert | None:
+    hold: Hold | None = None,
+) -> Due:
+    """Write the transitions an assessment makes; returns the next day to look again and, when
+    the settle period held a transition back, when it ends."""
+    current = state_of(alert) if alert is not None else None
+    outcome = t.transitions(a, facts.placement, current, ctx.rules, now=now, today=today, hold=hold)
+    await _apply(session, alert, outcome, now=now, today=today)
+    return outcome.next_check, outcome.held_until
+
+
+async def hand_over(
+    session: AsyncSession,
+    ctx: Context,
+    alerts: dict[tuple[uuid.UUID, str], Alert],
+    placement_id: uuid.UUID,
+    head: uuid.UUID,
+    rule: str,
+    now: datetime,
+    today: date,
+) -> None:
+    """An active alert of an earlier placement of the child's run passes to the run's head (its
+    move is announced when the head is assessed). Should the head have an alert of its own
+    (histories entered out of order), that one carries on and this one resolves."""
+    alert = alerts.get((placement_id, rule))
+    if alert is None or alert.status not in ACTIVE:
+        return
+    if (head, rule) in alerts:
+        await _apply(
+            session, alert, t.superseded(state_of(alert), ctx.rules, now=now, today=today), now=now, today=today
+        )
+        return
+    del alerts[(placement_id, rule)]
+    alerts[(head, rule)] = alert
+
+
+async def _apply(session: AsyncSession, alert: Alert | None, outcome: t.Outcome, *, now: datetime, today: date) -> None:
+    """The alert row as each step leaves it, and that step's transition recorded on it."""
+    for i, step in enumerate(outcome.steps):
+        if i == 0 and outcome.raised:
+            alert = await insert_alert(session, step.alert)
+            if alert is None:
+                return  # another writer raised it first: its transitions are that writer's to record
+        assert alert is not None
+        _write(alert, step.alert)
+        await record_transition(session, alert, step.transition, now=now, today=today, reason=step.reason)
+    if alert is not None and outcome.alert is not None:
+        _write(alert, outcome.alert)
+
+
+async def insert_alert(session: AsyncSession, state: t.AlertState) -> Alert | None:
     """INSERT … ON CONFLICT DO NOTHING: None when another writer raised it first."""
-    values = {
-        "id": uuid.uuid4(),
-        "rule": a.rule,
-        "placement_id": p.placement_id,
-        "child_id": p.child_id,
-        "district": p.district,
-        "status": status,
-        "level": level,
-        "level_name": level_name,
-        "clock_start": a.clock_start,
-        "deadline": a.deadline,
-        "as_of": today,
-        "calendar_days": a.calendar_days,
-        "counted_days": a.counted_days,
-        "prewarned_at": now if status == AlertStatus.warning else None,
-        "opened_at": now if status == AlertStatus.open else None,
-        "planned_school_start": a.planned_start,
-    }
+    values = {"id": uuid.uuid4(), **{name: getattr(state, name) for name in _FIELDS}, "status": state.status.value}
     stmt = pg_insert(Alert).values(**values).on_conflict_do_nothing(constraint="uq_alert_rule_placement")
     inserted = await session.scalar(stmt.returning(Alert))
     if inserted is None:
-        log.info("alert already raised by another writer", extra={"rule": a.rule, "placement_id": str(p.placement_id)})
+        log.info(
+            "alert already raised by another writer",
+            extra={"rule": state.rule, "placement_id": str(state.placement_id)},
+        )
     return inserted
 
 
@@ -228,6 +275,6 @@ async def acknowledge(
     alert.status = AlertStatus.acknowledged.value
     alert.acknowledged_at, alert.acknowledged_by, alert.acknowledgement_note = now, actor, note
     alert.as_of = today
-    alert.calendar_days, alert.counted_days = days_until(ctx, alert.rule, alert.clock_start, today)
+    alert.calendar_days, alert.counted_days = t.days_until(ctx.rules, alert.rule, alert.clock_start, today)
     await record_transition(session, alert, Transition.acknowledged, now=now, today=today, actor=actor, note=note)
     return alert
