@@ -32,7 +32,7 @@ from shared.local.migrate import _asyncpg_dsn, prepare_database
 from shared.local.runner import available_services
 from shared.web.auth import generate_keypair, mint_token
 from shared.web.registry import service as registered
-from tests.fixtures.support import Tokens
+from tests.fixtures.support import Tokens, service_app
 
 # The services with a database of their own (a front end has none).
 SERVICES = [name for name in available_services() if registered(name).migrations is not None]
@@ -169,10 +169,7 @@ def service_client(settings: Settings, clock: FixedClock, tokens: Tokens) -> Ser
     async def start(
         name: str, *, role: str = "admin", district: str | None = None, settings_override: dict[str, Any] | None = None
     ) -> AsyncIterator[httpx.AsyncClient]:
-        import importlib
-
-        s = settings.model_copy(update=settings_override or {})
-        app = importlib.import_module(f"services.{name}.app").create_app(s, clock)
+        app = service_app(name, settings, clock, settings_override)
         async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(
@@ -192,13 +189,11 @@ def live_service(settings: Settings, clock: FixedClock) -> Callable[..., context
     @contextlib.asynccontextmanager
     async def start(name: str, *, settings_override: dict[str, Any] | None = None) -> AsyncIterator[str]:
         import asyncio
-        import importlib
 
         import uvicorn
 
         port = free_port()
-        s = settings.model_copy(update={**(settings_override or {}), f"{name}_port": port})
-        app = importlib.import_module(f"services.{name}.app").create_app(s, clock)
+        app = service_app(name, settings, clock, {**(settings_override or {}), f"{name}_port": port})
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
         task = asyncio.create_task(server.serve())
         while not server.started:

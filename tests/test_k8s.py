@@ -16,8 +16,8 @@ import yaml
 
 from shared.kernel.settings import Settings
 from shared.local.runner import available_services
+from shared.web.registry import env_names, services
 from shared.web.registry import service as registered
-from shared.web.registry import services
 from tests.kustomize import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,10 +92,9 @@ def test_each_service_has_a_hardened_deployment_a_migration_job_a_pdb_and_a_netw
 
 def readable() -> set[str]:
     """Every OBRUTEN_* variable a settings class reads: the shared one and each service's own."""
-    names = {f"OBRUTEN_{f}".upper() for f in Settings.model_fields}
+    names = env_names(Settings)
     for definition in services().values():
-        prefix = definition.settings.model_config.get("env_prefix") or ""
-        names |= {f"{prefix}{f}".upper() for f in definition.settings.model_fields}
+        names |= env_names(definition.settings)
     return names
 
 

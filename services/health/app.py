@@ -8,6 +8,7 @@ from services.health.endpoints import router
 from services.health.models import audit, inbox, outbox, placement_view
 from services.health.policy import ROUTES
 from services.health.reports.endpoints import router as reports_router
+from services.health.settings import HealthSettings
 from shared.bus.placement_copy import placement_consumer
 from shared.contracts.topics import TOPIC_PLACEMENT
 from shared.kernel.clock import Clock
@@ -33,5 +34,9 @@ SPEC = ServiceSpec(
 )
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings or get_settings(), clock)
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None, service_settings: HealthSettings | None = None
+) -> FastAPI:
+    app = create_service_app(SPEC, settings or get_settings(), clock)
+    app.state.health_settings = service_settings or HealthSettings()
+    return app

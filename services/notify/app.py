@@ -94,10 +94,12 @@ async def _sender(app: FastAPI) -> None:
     await run_sender(app.state.sessionmaker, app.state.notify_settings, wake, resolve, app.state.notify_metrics)
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None, service_settings: NotifySettings | None = None
+) -> FastAPI:
     settings = settings or get_settings()
     clock = clock or SystemClock()
-    ns = notify_settings(settings)
+    ns = service_settings or notify_settings(settings)
     # Refuses an inconsistent rules configuration here, at start-up, naming the setting.
     rules = ns.load_rules()
     ctx = Context(rules=rules, clock=clock, tz=ZoneInfo(settings.timezone), settle=timedelta(seconds=ns.settle_seconds))

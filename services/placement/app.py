@@ -10,6 +10,7 @@ from services.placement.policy import ROUTES
 from services.placement.pupil_keys_api import router as pupil_keys_router
 from services.placement.reports.endpoints import router as reports_router
 from services.placement.school_copy import apply_school_event
+from services.placement.settings import PlacementSettings
 from shared.contracts.topics import TOPIC_SCHOOL
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings, get_settings
@@ -31,5 +32,9 @@ SPEC = ServiceSpec(
 )
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings or get_settings(), clock)
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None, service_settings: PlacementSettings | None = None
+) -> FastAPI:
+    app = create_service_app(SPEC, settings or get_settings(), clock)
+    app.state.placement_settings = service_settings or PlacementSettings()
+    return app

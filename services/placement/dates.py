@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from services.placement.models import Child
+from services.placement.settings import PlacementSettings
 from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.clock import Clock
 from shared.kernel.errors import invalid
@@ -18,14 +19,15 @@ def check_dates(
     planned_end: date | None,
     *,
     settings: Settings,
+    own: PlacementSettings,
     clock: Clock,
     prefix: str,
     form: str | None = None,
     form_field: str | None = None,
 ) -> None:
     today = clock.today()
-    if start > today + timedelta(days=settings.max_future_start_days):
-        raise invalid(f"{prefix}start_date", f"more than {settings.max_future_start_days} days in the future")
+    if start > today + timedelta(days=own.max_future_start_days):
+        raise invalid(f"{prefix}start_date", f"more than {own.max_future_start_days} days in the future")
     if start < child.birth_date:
         raise invalid(f"{prefix}start_date", "before the child's birth date")
     limit = _birthday(child.birth_date, settings.max_age_at_placement)

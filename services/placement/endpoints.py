@@ -9,6 +9,7 @@ from fastapi import Query, Request, status
 
 from services.placement import children, imports, schemas, service
 from services.placement.models import Child, Placement
+from services.placement.settings import PlacementSettingsDep
 from shared.contracts.placement import PlacementSnapshot
 from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.clock import ClockDep
@@ -118,7 +119,12 @@ async def update_child(
     tags=["placements"],
 )
 async def create_placement(
-    body: schemas.PlacementCreate, session: SessionDep, settings: SettingsDep, clock: ClockDep, access: AccessDep
+    body: schemas.PlacementCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    own: PlacementSettingsDep,
+    clock: ClockDep,
+    access: AccessDep,
 ) -> schemas.PlacementOut:
     """Record a placement. Refused while another placement of the child overlaps it. Naming
     the responsible caseworker (`caseworker`) is a district manager's or an administrator's act."""
@@ -130,7 +136,7 @@ async def create_placement(
         raise service.child_not_found("body.child_id")
     if body.caseworker is not None:
         access.privileged(Privileged.name_caseworker, "body.caseworker")
-    placement = await service.create_placement(session, child, body, settings=settings, clock=clock)
+    placement = await service.create_placement(session, child, body, settings=settings, own=own, clock=clock)
     access.resource_id = str(placement.id)
     return await _placement_out(session, access, placement)
 
@@ -169,6 +175,7 @@ async def update_placement(
     body: schemas.PlacementUpdate,
     session: SessionDep,
     settings: SettingsDep,
+    own: PlacementSettingsDep,
     clock: ClockDep,
     access: AccessDep,
 ) -> schemas.PlacementOut:
@@ -176,7 +183,7 @@ async def update_placement(
     if "caseworker" in body.model_fields_set and body.caseworker != placement.caseworker:
         # Who sees a protected location depends on this field: never the caller's own say.
         access.privileged(Privileged.name_caseworker, "body.caseworker")
-    updated = await service.update_placement(session, placement, body, settings=settings, clock=clock)
+    updated = await service.update_placement(session, placement, body, settings=settings, own=own, clock=clock)
     return await _placement_out(session, access, updated)
 
 
@@ -200,6 +207,7 @@ async def move_placement(
     body: schemas.PlacementMove,
     session: SessionDep,
     settings: SettingsDep,
+    own: PlacementSettingsDep,
     clock: ClockDep,
     access: AccessDep,
 ) -> schemas.PlacementMoveOut:
@@ -208,7 +216,7 @@ async def move_placement(
     access.check_new(body.next.district, "body.next.district")
     if body.next.caseworker is not None and body.next.caseworker != placement.caseworker:
         access.privileged(Privileged.name_caseworker, "body.next.caseworker")
-    ended, started = await service.move_placement(session, placement, body, settings=settings, clock=clock)
+    ended, started = await service.move_placement(session, placement, body, settings=settings, own=own, clock=clock)
     ended_out, started_out = await _placements_out(session, access, [ended, started])
     return schemas.PlacementMoveOut(ended=ended_out, started=started_out)
 
@@ -229,7 +237,12 @@ async def placement_snapshot(placement_id: uuid.UUID, session: SessionDep, acces
     openapi_extra=ndjson_body(imports.PlacementImportLine),
 )
 async def import_placements(
-    request: Request, session: SessionDep, settings: SettingsDep, clock: ClockDep, access: AccessDep
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    own: PlacementSettingsDep,
+    clock: ClockDep,
+    access: AccessDep,
 ) -> ImportReport:
     """Bulk import (application/x-ndjson): one placement per line, with the child's personnummer and
     protected_identity instead of child_id, the case system's `external_id`, and `end_date` and
@@ -238,5 +251,5 @@ async def import_placements(
     nothing) or refused (with the field and the reason); a refused line never stops the others.
     The events carry `imported: true`. Imports have their own rate limit (OBRUTEN_RATE_LIMIT_IMPORTS)."""
     lines = await read_lines(request)
-    importer = imports.PlacementImport(session, settings=settings, clock=clock, access=access)
+    importer = imports.PlacementImport(session, settings=settings, own=own, clock=clock, access=access)
     return await run_import(session, lines, imports.PlacementImportLine, importer.apply, importer.prepare)

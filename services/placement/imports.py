@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.placement import children, schemas, service
 from services.placement.dates import check_dates
 from services.placement.models import Child, Placement
+from services.placement.settings import PlacementSettings
 from shared.contracts.placement import EndReason
 from shared.kernel.clock import Clock
 from shared.kernel.errors import Problem, check_district, invalid
@@ -88,8 +89,11 @@ class PlacementImport:
     """One import request: what its lines refer to is read once, up front (`prepare`), so that a
     line costs its writes only; each line then runs in its own savepoint (shared/web/imports.py)."""
 
-    def __init__(self, session: AsyncSession, *, settings: Settings, clock: Clock, access: Access) -> None:
+    def __init__(
+        self, session: AsyncSession, *, settings: Settings, own: PlacementSettings, clock: Clock, access: Access
+    ) -> None:
         self.session, self.settings, self.clock, self.access = session, settings, clock, access
+        self.own = own
         self.placements: dict[str, Placement] = {}
         # By (district, normalised number), as they were before the import: each district keeps
         # its own record of a child (services/placement/children.py).
@@ -144,6 +148,7 @@ class PlacementImport:
             child,
             fields,
             settings=self.settings,
+            own=self.own,
             clock=self.clock,
             external_id=line.external_id,
             imported=True,
@@ -189,6 +194,7 @@ class PlacementImport:
             line.start_date,
             line.planned_end_date,
             settings=self.settings,
+            own=self.own,
             clock=self.clock,
             prefix="body.",
             form=line.form.value,

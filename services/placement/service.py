@@ -18,6 +18,7 @@ from services.placement.children import child_exists
 from services.placement.dates import check_dates
 from services.placement.models import Child, Placement, outbox
 from services.placement.school_copy import check_start_not_after_school
+from services.placement.settings import PlacementSettings
 from shared.contracts.envelope import EventType
 from shared.contracts.placement import (
     PLACEMENT_CHANGED,
@@ -147,6 +148,7 @@ async def create_placement(
     body: schemas.PlacementFields,
     *,
     settings: Settings,
+    own: PlacementSettings,
     clock: Clock,
     previous: Placement | None = None,
     prefix: str = "body.",
@@ -160,6 +162,7 @@ async def create_placement(
         body.start_date,
         body.planned_end_date,
         settings=settings,
+        own=own,
         clock=clock,
         prefix=prefix,
         form=body.form.value,
@@ -225,7 +228,13 @@ async def _overlap(session: AsyncSession, child_id: uuid.UUID, start: date, fiel
 
 
 async def update_placement(
-    session: AsyncSession, placement: Placement, body: schemas.PlacementUpdate, *, settings: Settings, clock: Clock
+    session: AsyncSession,
+    placement: Placement,
+    body: schemas.PlacementUpdate,
+    *,
+    settings: Settings,
+    own: PlacementSettings,
+    clock: Clock,
 ) -> Placement:
     if placement.end_date is not None:
         raise Problem(409, "placement-ended", "Placement has ended", "An ended placement cannot be changed.")
@@ -242,6 +251,7 @@ async def update_placement(
         start,
         planned_end,
         settings=settings,
+        own=own,
         clock=clock,
         prefix="body.",
         form=form,
@@ -288,7 +298,13 @@ async def end_placement(
 
 
 async def move_placement(
-    session: AsyncSession, placement: Placement, body: schemas.PlacementMove, *, settings: Settings, clock: Clock
+    session: AsyncSession,
+    placement: Placement,
+    body: schemas.PlacementMove,
+    *,
+    settings: Settings,
+    own: PlacementSettings,
+    clock: Clock,
 ) -> tuple[Placement, Placement]:
     if body.next.start_date != body.move_date:
         raise invalid("body.next.start_date", "must equal move_date: the new placement starts the day the old one ends")
@@ -303,7 +319,7 @@ async def move_placement(
     if child is None:  # a placement's child is never deleted (foreign key)
         raise child_not_found("body.next.child_id")
     started = await create_placement(
-        session, child, body.next, settings=settings, clock=clock, previous=ended, prefix="body.next."
+        session, child, body.next, settings=settings, own=own, clock=clock, previous=ended, prefix="body.next."
     )
     return ended, started
 

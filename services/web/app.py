@@ -62,9 +62,11 @@ def _parts(settings: Settings, config: WebSettings, clock: Clock | None) -> Web:
     return web
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None, service_settings: WebSettings | None = None
+) -> FastAPI:
     settings = settings or get_settings()
-    config = web_settings(settings)
+    config = service_settings or web_settings(settings)
     if config.plain_http and urlsplit(public_url(settings)).scheme == "https":
         raise ValueError("OBRUTEN_WEB_PLAIN_HTTP is for a plain-http address on this machine only")
     # httpx logs every call's URL at INFO; the web service logs its own refusals instead.

@@ -88,8 +88,6 @@ class Settings(BaseSettings):
     districts: list[str] = Field(default_factory=lambda: list(STOCKHOLM_DISTRICTS))
     timezone: str = "Europe/Stockholm"
 
-    # A placement start further ahead than this is refused as a typing error.
-    max_future_start_days: int = 366
     # Care covers ages 0-20: a placement starting on or after this birthday is refused.
     max_age_at_placement: int = 21
     # Stödboende is for young people aged 16-20 (domain brief): a stödboende placement starting
@@ -136,12 +134,7 @@ class Settings(BaseSettings):
     # A temporary placement running longer than this many days is reported as overdue for review.
     # The law sets no limit; six months (183 days) is the usual outer bound. Configurable.
     temporary_placement_max_days: int = Field(default=183, ge=1)
-    # The examination report's deadlines, calendar days from the placement's start. The same
-    # default as notify's health_exam_missing / dental_exam_missing rules (30 days, US
-    # paediatric guidance, services/notify/rules/config.py); kept apart so health need not read
-    # notify's rules file. Set both places when a municipality changes its deadline.
-    report_health_exam_days: int = Field(default=30, ge=0, le=3650)
-    report_dental_exam_days: int = Field(default=30, ge=0, le=3650)
+    # The examination report's deadlines are health's own (services/health/settings.py).
 
     # The key of the keyed hash (shared/kernel/pupil_key.py) that placement and school alone share,
     # so that the SS 12000 intake (services/school/ss12000/, whose other settings live there) can

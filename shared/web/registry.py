@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import FastAPI
+from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
 from shared.contracts.envelope import EventType
@@ -28,7 +29,11 @@ GROUP = "obruten.services"
 
 
 class AppFactory(Protocol):
-    def __call__(self, settings: Settings | None = None, clock: Clock | None = None) -> FastAPI: ...
+    # service_settings: an instance of the service's own settings class (ServiceDefinition.settings);
+    # None: the factory reads it from the environment.
+    def __call__(
+        self, settings: Settings | None = None, clock: Clock | None = None, service_settings: Any = None
+    ) -> FastAPI: ...
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,8 @@ class ServiceDefinition:
     create_app: AppFactory
     # The service's Alembic directory; None for a service without a database.
     migrations: Path | None
-    # Its own settings class (services/<service>/settings.py), else the shared one.
+    # Its own settings class (services/<service>/settings.py, environment OBRUTEN_<SERVICE>_…),
+    # which its app factory takes as `service_settings`.
     settings: type[BaseSettings] = Settings
     routes: Mapping[tuple[str, str], RouteRule] = field(default_factory=dict)
     # The event types it produces (declared in shared/contracts/).
@@ -46,6 +52,28 @@ class ServiceDefinition:
     order: int = 100
     # Pages for people (services/web): `obruten run` prints its address first.
     front_end: bool = False
+
+
+    @property
+    def settings_prefix(self) -> str:
+        """The own settings' prefix as a keyword: `notify_` for OBRUTEN_NOTIFY_…"""
+        return str(self.settings.model_config.get("env_prefix") or "").removeprefix("OBRUTEN_").lower()
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    """The environment variables a settings class reads: prefix and field name, or the field's
+    own names (validation_alias) where it keeps an older one too."""
+    prefix = str(cls.model_config.get("env_prefix") or "")
+    names: set[str] = set()
+    for name, info in cls.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {str(choice).upper() for choice in alias.choices}
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+        else:
+            names.add(f"{prefix}{name}".upper())
+    return names
 
 
 def _load(ep: EntryPoint) -> ServiceDefinition:

@@ -131,12 +131,15 @@ def add_period_report(
     csv_example: str,
     summary: str,
     description: str,
+    own: Callable[[Request], Any] | None = None,
 ) -> None:
     """A GET report over a period, optionally one district, as JSON or CSV: the route every
     service's aggregate report is. `build(session, period, settings=, clock=, district=)` reads
-    the figures; `name` is the operation's name in the OpenAPI document."""
+    the figures (and `own=`, the service's own settings, when `own` reads them from the request);
+    `name` is the operation's name in the OpenAPI document."""
 
     async def endpoint(
+        request: Request,
         session: SessionDep,
         settings: SettingsDep,
         clock: ClockDep,
@@ -144,7 +147,8 @@ def add_period_report(
         district: DistrictDep,
         fmt: FormatDep,
     ) -> Response:
-        report = await build(session, period, settings=settings, clock=clock, district=district)
+        extra = {"own": own(request)} if own is not None else {}
+        report = await build(session, period, settings=settings, clock=clock, district=district, **extra)
         return respond(report, fmt)
 
     router.add_api_route(

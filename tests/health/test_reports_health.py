@@ -178,7 +178,7 @@ async def test_examination_report(service_client, settings, tokens):
         )
 
     # The deadlines are configurable: 10 days make the 20 July health examination late.
-    async with service_client("health", settings_override={"report_health_exam_days": 10}) as health:
+    async with service_client("health", settings_override={"health_report_health_exam_days": 10}) as health:
         report = (await health.get("/v1/reports/examinations", params=JULY)).json()
         assert report["health_exam_days"] == 10
         assert rows_of(report)["Farsta"]["health_in_time"] == 3

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import asyncpg
 import pytest
 
+from services.placement.settings import PlacementSettings
 from shared.contracts.topics import TOPIC_PLACEMENT
 from shared.kernel.settings import Settings
 from shared.local.migrate import _asyncpg_dsn
@@ -171,7 +172,7 @@ async def test_start_date_checks(service_client, clock):
 
 
 def settings_max_future() -> int:
-    return Settings().max_future_start_days
+    return PlacementSettings().max_future_start_days
 
 
 async def test_unknown_ids_are_404(service_client):

@@ -4,6 +4,7 @@ suppression and format rules in shared/web/reports.py and report_routes.py."""
 from __future__ import annotations
 
 from services.health.reports import tables as reports
+from services.health.settings import health_settings
 from shared.web.policy import v1_router
 from shared.web.report_routes import add_period_report
 from shared.web.reports import FORMAT_DOC, SUPPRESSION_DOC
@@ -41,4 +42,5 @@ add_period_report(
         "children; otherwise every count in it is shown. The `total` row covers the shown districts only.\n\n"
         f"{SUPPRESSION_DOC}\n\n{FORMAT_DOC}"
     ),
+    own=health_settings,
 )

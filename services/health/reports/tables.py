@@ -12,7 +12,7 @@ Who is counted
 
 Deadlines
     `report_health_exam_days` / `report_dental_exam_days` (default 30 calendar days, as notify's
-    rules; shared/kernel/settings.py) after the placement's start date. An examination is *in time*
+    rules; services/health/settings.py) after the placement's start date. An examination is *in time*
     when it is completed (status `completed`) on or before that day. It is *outstanding* when no
     completed examination of that kind is recorded, the deadline day has passed (before the day
     of extraction), and the placement was still under way after it: the child was owed the
@@ -43,6 +43,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.health.models import Examination, placement_view
+from services.health.settings import HealthSettings
 from shared.contracts.health import ExamKind, ExamStatus
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings
@@ -74,7 +75,7 @@ class ExaminationsReport(Report[ExaminationsRow]):
 FIGURES: tuple[str, ...] = tuple(f for f in ExaminationsRow.model_fields if f != "district")
 
 
-def placements_base(period: Period, today: date, districts: list[str], settings: Settings) -> Subquery:
+def placements_base(period: Period, today: date, districts: list[str], own: HealthSettings) -> Subquery:
     """One row per placement in the report, with what its examinations came to."""
     pv = placement_view
     completed = Examination.status == ExamStatus.completed.value
@@ -88,8 +89,8 @@ def placements_base(period: Period, today: date, districts: list[str], settings:
         .subquery("done")
     )
     as_of = literal(today, Date)
-    health_deadline = pv.c.start_date + settings.report_health_exam_days
-    dental_deadline = pv.c.start_date + settings.report_dental_exam_days
+    health_deadline = pv.c.start_date + own.report_health_exam_days
+    dental_deadline = pv.c.start_date + own.report_dental_exam_days
 
     def in_time(done_on: Any, deadline: Any) -> Any:
         return func.coalesce(done_on <= deadline, False)
@@ -145,12 +146,18 @@ def _values(rec: RowMapping | None) -> dict[str, Any]:
 
 
 async def examinations(
-    session: AsyncSession, period: Period, *, settings: Settings, clock: Clock, district: str | None = None
+    session: AsyncSession,
+    period: Period,
+    *,
+    settings: Settings,
+    own: HealthSettings,
+    clock: Clock,
+    district: str | None = None,
 ) -> ExaminationsReport:
     suppression = Suppression.from_settings(settings)
     extracted_at, today = clock.now(), clock.today()
     districts = [district] if district is not None else list(settings.districts)
-    b = placements_base(period, today, districts, settings)
+    b = placements_base(period, today, districts, own)
     # The groups' sizes first, then the rows and the total over the shown groups only, in one
     # statement: the total never sees a hidden district's placements.
     sizes = select(b.c.district, func.count(b.c.child_id.distinct()).label("n")).group_by(b.c.district).cte("sizes")
@@ -174,8 +181,8 @@ async def examinations(
     return ExaminationsReport(
         period=period,
         as_of=today,
-        health_exam_days=settings.report_health_exam_days,
-        dental_exam_days=settings.report_dental_exam_days,
+        health_exam_days=own.report_health_exam_days,
+        dental_exam_days=own.report_dental_exam_days,
         extracted_at=extracted_at,
         threshold=suppression.threshold,
         tables=[

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from services.school.ss12000.client import SourceClient, SourceError
 from services.school.ss12000.matching import load_matcher, placement_http
 from services.school.ss12000.metrics import IntakeMetrics
-from services.school.ss12000.settings import SourceConfig, configured_sources, intake_settings
+from services.school.ss12000.settings import IntakeSettings, SourceConfig, parse_sources
 from services.school.ss12000.sync import (
     ChangeSet,
     SyncResult,
@@ -129,7 +129,8 @@ class SourceRunner:
 async def run_intake(app: FastAPI) -> None:
     """Background task of the school service: the sources' loops, until the service stops."""
     settings = app.state.settings
-    sources = configured_sources(settings)
+    intake: IntakeSettings = app.state.ss12000_settings
+    sources = parse_sources(intake.sources)
     app.state.ss12000_runners = {}
     if not sources:
         return
@@ -142,7 +143,7 @@ async def run_intake(app: FastAPI) -> None:
         runners = {s.name: SourceRunner(app, s, metrics, placement, transport=transport) for s in sources}
         app.state.ss12000_runners = runners
         try:
-            await asyncio.gather(*(r.run(intake_settings(settings).poll_seconds) for r in runners.values()))
+            await asyncio.gather(*(r.run(intake.poll_seconds) for r in runners.values()))
         finally:
             for r in runners.values():
                 with contextlib.suppress(Exception):

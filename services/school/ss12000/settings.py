@@ -107,7 +107,3 @@ def intake_settings(settings: Settings) -> IntakeSettings:
     (keyword arguments, or the tests' model_copy updates) taking precedence."""
     given = {k.removeprefix(PREFIX): v for k, v in (settings.model_extra or {}).items() if k.startswith(PREFIX)}
     return IntakeSettings(**given)
-
-
-def configured_sources(settings: Settings) -> list[SourceConfig]:
-    return parse_sources(intake_settings(settings).sources)
