@@ -112,12 +112,7 @@ def base_settings(pg_url: str, broker: str, keys: tuple[Path, Path]) -> Settings
         jwt_private_key_file=keys[0],
         outbox_poll_interval_seconds=0.2,
         database_pool_size=5,
-        # The tests' webhook receivers listen on 127.0.0.1 (test_notify.py tests the refusal).
-        notify_webhook_allow_private=True,
-        # Most tests enter a backdated history and look at its alerts at once, on a clock that
-        # stands still: the settle period (default 900 s) is tested on its own, with its default,
-        # in tests/notify/test_child_clock.py.
-        notify_settle_seconds=0,
+        # notify's own test defaults: tests/fixtures/support.py SERVICE_DEFAULTS.
     )
 
 

@@ -11,23 +11,24 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
-from services.web.app import create_app
 from services.web.texts import Texts
 from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings
 from shared.web.auth import Role
-from tests.fixtures.support import all_routes
+from tests.fixtures.support import all_routes, service_app
 
 TEMPLATES = Path(str(resources.files("services.web").joinpath("templates")))
 
 
-def web_settings(keys: tuple[Path, Path], **extra: object) -> Settings:
-    values: dict[str, object] = {"web_plain_http": True, **extra}
-    return Settings(jwt_private_key_file=keys[0], jwt_public_key_file=keys[1], **values)  # type: ignore[arg-type]
+def web_app(keys: tuple[Path, Path], **extra: object) -> FastAPI:
+    """The web app on these keys; `extra` are its own settings (web_plain_http=, …)."""
+    settings = Settings(jwt_private_key_file=keys[0], jwt_public_key_file=keys[1])
+    app: FastAPI = service_app("web", settings, None, {"web_plain_http": True, **extra})
+    return app
 
 
-async def client_for(settings: Settings, base_url: str = "http://127.0.0.1:8005") -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
+async def client_for(app: FastAPI, base_url: str = "http://127.0.0.1:8005") -> AsyncIterator[httpx.AsyncClient]:
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
@@ -37,7 +38,7 @@ async def client_for(settings: Settings, base_url: str = "http://127.0.0.1:8005"
 
 @pytest.fixture
 async def web(keys: tuple[Path, Path]) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in client_for(web_settings(keys)):
+    async for client in client_for(web_app(keys)):
         yield client
 
 
@@ -76,15 +77,15 @@ async def test_development_sign_in_makes_a_session_marked_as_such_on_every_page(
 
 
 async def test_session_cookie_is_secure_unless_plain_http_is_set(keys: tuple[Path, Path]) -> None:
-    async for client in client_for(web_settings(keys, web_plain_http=False), base_url="https://obruten.example"):
+    async for client in client_for(web_app(keys, web_plain_http=False), base_url="https://obruten.example"):
         signed_in = await dev_sign_in(client, "caseworker", "Farsta")
         cookie = next(c for c in signed_in.headers.get_list("set-cookie") if c.startswith("obruten_session="))
         assert "Secure" in cookie and "HttpOnly" in cookie
 
 
 async def test_development_sign_in_cannot_exist_while_a_provider_is_configured(keys: tuple[Path, Path]) -> None:
-    settings = web_settings(keys, web_oidc_issuer="http://127.0.0.1:9")
-    async for client in client_for(settings):
+    app = web_app(keys, web_oidc_issuer="http://127.0.0.1:9")
+    async for client in client_for(app):
         page = await client.get("/login")
         assert 'name="role"' not in page.text and "Utvecklingsinloggning" not in page.text
         posted = await client.post("/login", data={"role": "admin", "district": ""})
@@ -112,7 +113,7 @@ async def test_development_sign_in_needs_its_own_csrf_value(web: httpx.AsyncClie
 
 
 async def test_an_idle_session_ends(keys: tuple[Path, Path]) -> None:
-    async for client in client_for(web_settings(keys, web_session_idle_minutes=1)):
+    async for client in client_for(web_app(keys, web_session_idle_minutes=1)):
         await dev_sign_in(client, "caseworker", "Farsta")
         assert (await client.get("/settings")).status_code == 200
         for session in client.app.state.web.sessions._sessions.values():  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ from services.notify.models import audit, inbox, outbox
 from services.notify.policy import ROUTES
 from services.notify.projection import make_after_batch, project
 from services.notify.rules.calendar import outside_every_school_year
-from services.notify.settings import NotifySettings, notify_settings
+from services.notify.settings import NotifySettings
 from services.notify.webhooks import destinations, docs, secrets
 from services.notify.webhooks.delivery import run_sender
 from services.notify.webhooks.endpoints import router as webhooks_router
@@ -99,7 +99,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     clock = clock or SystemClock()
-    ns = service_settings or notify_settings(settings)
+    ns = service_settings or NotifySettings()
     # Refuses an inconsistent rules configuration here, at start-up, naming the setting.
     rules = ns.load_rules()
     ctx = Context(rules=rules, clock=clock, tz=ZoneInfo(settings.timezone), settle=timedelta(seconds=ns.settle_seconds))

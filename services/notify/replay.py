@@ -18,7 +18,7 @@ from services.notify.context import Context
 from services.notify.evaluation import evaluate_placements
 from services.notify.models import Examination, SchoolAttendance, SchoolPlan, inbox, placement_view
 from services.notify.projection import project
-from services.notify.settings import notify_settings
+from services.notify.settings import NotifySettings
 from shared.contracts.topics import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings
@@ -34,7 +34,7 @@ async def reset(session: AsyncSession) -> None:
 
 
 async def finish(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock) -> int:
-    ns = notify_settings(settings)
+    ns = NotifySettings()
     ctx = Context(rules=ns.load_rules(), clock=clock, tz=ZoneInfo(settings.timezone))
     async with sessionmaker() as session:
         ids = list(

@@ -13,13 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.notify.rules.calendar import SHIPPED, SchoolYear, load_school_years, with_calendars
 from services.notify.rules.config import RulesConfig, load_rules_file, parse_rules
-from shared.kernel.settings import Settings
-
-PREFIX = "notify_"
 
 
 class NotifySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OBRUTEN_NOTIFY_", extra="ignore")
+    # A misspelt keyword is refused; an unknown OBRUTEN_NOTIFY_ variable is not read.
+    model_config = SettingsConfigDict(env_prefix="OBRUTEN_NOTIFY_", extra="forbid")
 
     # A rules file (YAML or JSON); inline rules (OBRUTEN_NOTIFY_RULES, JSON) win over it.
     rules_file: Path | None = None
@@ -92,13 +90,6 @@ class NotifySettings(BaseSettings):
 
     def load_school_years(self) -> list[SchoolYear]:
         return load_school_years(self.school_years_dir)
-
-
-def notify_settings(settings: Settings) -> NotifySettings:
-    """Notify's settings from the environment, with any `notify_*` values the shared settings
-    were handed (keyword arguments or model_copy updates) taking precedence, as init values do."""
-    given = {k.removeprefix(PREFIX): v for k, v in (settings.model_extra or {}).items() if k.startswith(PREFIX)}
-    return NotifySettings(**given)
 
 
 def _notify_settings(request: Request) -> NotifySettings:

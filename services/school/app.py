@@ -11,7 +11,7 @@ from services.school.policy import ROUTES
 from services.school.reports.endpoints import router as reports_router
 from services.school.ss12000.push import router as ss12000_push_router
 from services.school.ss12000.runner import run_intake
-from services.school.ss12000.settings import IntakeSettings, intake_settings, parse_sources
+from services.school.ss12000.settings import IntakeSettings, parse_sources
 from shared.bus.placement_copy import placement_consumer
 from shared.contracts.topics import TOPIC_PLACEMENT
 from shared.kernel.clock import Clock
@@ -45,7 +45,7 @@ def create_app(
     settings: Settings | None = None, clock: Clock | None = None, service_settings: IntakeSettings | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
-    intake = service_settings or intake_settings(settings)
+    intake = service_settings or IntakeSettings()
     # A malformed OBRUTEN_SCHOOL_SS12000_SOURCES stops the service here, naming the entry at fault.
     parse_sources(intake.sources)
     app = create_service_app(SPEC, settings, clock)

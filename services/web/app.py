@@ -19,7 +19,7 @@ from services.web.context import Forbidden, SignInRequired, Web
 from services.web.oidc import OidcClient
 from services.web.render import Pages
 from services.web.sessions import SessionStore, safe_next
-from services.web.settings import WebSettings, web_settings
+from services.web.settings import WebSettings
 from services.web.texts import Texts
 from shared.kernel.clock import Clock, SystemClock
 from shared.kernel.settings import Settings, get_settings
@@ -66,7 +66,7 @@ def create_app(
     settings: Settings | None = None, clock: Clock | None = None, service_settings: WebSettings | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
-    config = service_settings or web_settings(settings)
+    config = service_settings or WebSettings()
     if config.plain_http and urlsplit(public_url(settings)).scheme == "https":
         raise ValueError("OBRUTEN_WEB_PLAIN_HTTP is for a plain-http address on this machine only")
     # httpx logs every call's URL at INFO; the web service logs its own refusals instead.

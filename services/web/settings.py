@@ -9,13 +9,10 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.kernel.settings import Settings
-
-PREFIX = "web_"
-
 
 class WebSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OBRUTEN_WEB_", extra="ignore")
+    # A misspelt keyword is refused; an unknown OBRUTEN_WEB_ variable is not read.
+    model_config = SettingsConfigDict(env_prefix="OBRUTEN_WEB_", extra="forbid")
 
     # Sign-in with OpenID Connect (authorization code and PKCE) when an issuer is set; without
     # one, the development sign-in page, which mints tokens with jwt_private_key_file and cannot
@@ -41,9 +38,3 @@ class WebSettings(BaseSettings):
         # docker-compose passes an unset variable as an empty string.
         return None if value == "" else value
 
-
-def web_settings(settings: Settings) -> WebSettings:
-    """The web service's settings from the environment, with any `web_*` values the shared
-    settings were handed (keyword arguments or model_copy updates) taking precedence."""
-    given = {k.removeprefix(PREFIX): v for k, v in (settings.model_extra or {}).items() if k.startswith(PREFIX)}
-    return WebSettings(**given)

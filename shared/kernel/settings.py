@@ -31,10 +31,10 @@ STOCKHOLM_DISTRICTS = [
 
 class Settings(BaseSettings):
     # A service's own settings class (services/<service>/settings.py) reads its OBRUTEN_<SERVICE>_…
-    # variables itself. Its fields may also be handed in here as extras (`notify_tick_batch_size=`,
-    # as the tests do), which the service's class picks up (see services/notify/settings.py).
+    # variables itself, and its app factory takes it (`service_settings=`): none are handed in here,
+    # and an unknown keyword is refused (a misspelt setting must not pass unseen).
     # Errors name the setting, never its value: some values are secrets (the match key, tokens).
-    model_config = SettingsConfigDict(env_prefix="OBRUTEN_", extra="allow", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(env_prefix="OBRUTEN_", extra="forbid", hide_input_in_errors=True)
 
     data_dir: Path = Path("var")
 

@@ -380,7 +380,7 @@ async def test_mail_goes_over_tls_with_authentication(service_client, settings, 
             sink.port,
             notify_smtp_security=security,
             notify_smtp_username="notify",
-            notify_smtp_password=SecretStr("hemligt"),  # model_copy does not validate
+            notify_smtp_password=SecretStr("hemligt"),
             notify_smtp_ca_file=cert,
         )
         async with Bus(settings) as bus, service_client("notify", settings_override=override) as notify:

@@ -13,7 +13,7 @@ import yaml
 from services.notify.app import create_app
 from services.notify.rules import assess as r
 from services.notify.rules.config import RulesConfig, RulesConfigError, parse_rules
-from services.notify.settings import notify_settings
+from services.notify.settings import NotifySettings
 from shared.kernel.settings import Settings
 
 DAY0 = date(2025, 9, 1)  # a Monday
@@ -150,7 +150,7 @@ def test_the_documented_rules_file_is_the_default():
 )
 def test_an_inconsistent_configuration_is_refused_at_start_up_naming_the_setting(raw, setting):
     with pytest.raises(RulesConfigError) as refused:
-        create_app(Settings().model_copy(update={"notify_rules": raw}))
+        create_app(Settings(), service_settings=NotifySettings(rules=raw))
     assert setting in str(refused.value)
 
 
@@ -158,7 +158,7 @@ def test_the_rules_file_is_read_from_the_environment(tmp_path, monkeypatch):
     good = tmp_path / "rules.yaml"
     good.write_text("school_gap:\n  days: 10\n  prewarning_day: 8\n")
     monkeypatch.setenv("OBRUTEN_NOTIFY_RULES_FILE", str(good))
-    cfg = notify_settings(Settings()).load_rules()
+    cfg = NotifySettings().load_rules()
     assert (cfg.school_gap.days, cfg.school_gap.prewarning_day, cfg.health_exam_missing.days) == (10, 8, 30)
 
     bad = tmp_path / "rules.json"

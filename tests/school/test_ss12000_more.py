@@ -16,12 +16,12 @@ import pytest
 import uvicorn
 
 from services.school.app import create_app
-from services.school.ss12000.settings import SourcesError, parse_sources
+from services.school.ss12000.settings import IntakeSettings, SourcesError, parse_sources
 from shared.contracts.topics import TOPIC_SCHOOL
 from shared.kernel.pupil_key import normalise_civic_no, pupil_key
 from shared.local.embedded import free_port
 from tests.fixtures.ss12000.standin import StandIn, serve
-from tests.fixtures.support import TopicTail, eventually
+from tests.fixtures.support import TopicTail, eventually, service_app
 from tests.school.test_ss12000 import (
     DAY0,
     KEYED,
@@ -63,7 +63,7 @@ def test_a_malformed_source_list_is_refused_naming_the_entry_and_never_a_secret(
 
 def test_the_school_service_does_not_start_on_a_malformed_source_list(settings) -> None:
     with pytest.raises(SourcesError):
-        create_app(settings.model_copy(update={"school_ss12000_sources": [{"name": "Bad Name!", "url": "x"}]}))
+        create_app(settings, service_settings=IntakeSettings(sources=[{"name": "Bad Name!", "url": "x"}]))
 
 
 async def test_the_standin_itself_refuses_an_answer_that_breaks_the_standard() -> None:
@@ -314,7 +314,7 @@ async def _at_least_ok(settings: Any, n: int) -> bool:
 @contextlib.asynccontextmanager
 async def school_on_port(settings: Any, clock: Any, port: int, overrides: dict[str, Any]) -> AsyncIterator[str]:
     """The school service under uvicorn on a chosen port (a push target must be known up front)."""
-    app = create_app(settings.model_copy(update={**overrides, "school_port": port}), clock)
+    app = service_app("school", settings, clock, {**overrides, "school_port": port})
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:

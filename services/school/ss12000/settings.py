@@ -21,8 +21,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.kernel.settings import Settings
-
 # The school types whose enrolment means the child is at school: förskoleklass, compulsory
 # school (grundskola, grundsärskola, specialskola, sameskola) and upper secondary school.
 # Preschool, after-school care and adult education do not stop the clock.
@@ -87,23 +85,14 @@ def parse_sources(raw: list[dict[str, Any]]) -> list[SourceConfig]:
     return sources
 
 
-PREFIX = "school_ss12000_"
-
-
 class IntakeSettings(BaseSettings):
     """The intake's own settings, OBRUTEN_SCHOOL_SS12000_… (as services/notify/settings.py reads
     notify's). The match key is not here: placement reads it too (shared/kernel/settings.py)."""
 
-    model_config = SettingsConfigDict(env_prefix="OBRUTEN_SCHOOL_SS12000_", extra="ignore", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(env_prefix="OBRUTEN_SCHOOL_SS12000_", extra="forbid", hide_input_in_errors=True)
 
     # The sources, as the module's doc shows. Empty: no intake runs.
     sources: list[dict[str, Any]] = Field(default_factory=list)
     # How often each source is asked for changes when no push wakes the intake earlier.
     poll_seconds: float = Field(default=300.0, gt=0)
 
-
-def intake_settings(settings: Settings) -> IntakeSettings:
-    """From the environment, with any `school_ss12000_*` values the shared settings were handed
-    (keyword arguments, or the tests' model_copy updates) taking precedence."""
-    given = {k.removeprefix(PREFIX): v for k, v in (settings.model_extra or {}).items() if k.startswith(PREFIX)}
-    return IntakeSettings(**given)
