@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import Stack, recorded, verdict, write_section
 from services.notify.replay import REPLAY
 from shared.bus.kafka import ensure_topics, make_producer
+from shared.bus.replay import ReplaySpec
 from shared.contracts.envelope import make_event
 from shared.contracts.placement import PLACEMENT_STARTED, Duration, PlacementSnapshot
 from shared.contracts.school import SCHOOL_STARTED, Provision, SchoolStarted
@@ -37,7 +38,7 @@ from shared.contracts.vocabulary import LegalBasis, PlacementForm
 from shared.kernel.db import make_engine, make_sessionmaker
 from shared.kernel.settings import Settings
 from shared.local.migrate import prepare_database
-from shared.local.replay import ReplaySpec, replay
+from shared.local.replay import replay
 
 TARGET_EVENTS, TARGET_SECONDS = 1_000_000, 300.0
 

@@ -94,6 +94,10 @@ async def _sender(app: FastAPI) -> None:
     await run_sender(app.state.sessionmaker, app.state.notify_settings, wake, resolve, app.state.notify_metrics)
 
 
+# What runs beside the relay and the consumer; the registered spec (spec.py) carries the same.
+BACKGROUND = (_tick_loop, _sender, mail.run_mail)
+
+
 def create_app(
     settings: Settings | None = None, clock: Clock | None = None, service_settings: NotifySettings | None = None
 ) -> FastAPI:
@@ -125,7 +129,7 @@ def create_app(
                 after_batch=make_after_batch(ctx),
             )
         ],
-        background=[_tick_loop, _sender, mail.run_mail],
+        background=BACKGROUND,
     )
     app = create_service_app(spec, settings, clock)
     app.state.notify_settings = ns

@@ -19,10 +19,10 @@ from services.notify.evaluation import evaluate_placements
 from services.notify.models import Examination, SchoolAttendance, SchoolPlan, inbox, placement_view
 from services.notify.projection import project
 from services.notify.settings import NotifySettings
+from shared.bus.replay import ReplaySpec
 from shared.contracts.topics import TOPIC_HEALTH, TOPIC_PLACEMENT, TOPIC_SCHOOL
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings
-from shared.local.replay import ReplaySpec
 
 EVALUATE_BATCH = 500
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.notify.app import create_app
+from services.notify.app import BACKGROUND, create_app
 from services.notify.policy import ROUTES
+from services.notify.replay import REPLAY
 from services.notify.settings import NotifySettings
 from shared.contracts import alerts
 from shared.contracts.envelope import EventType
@@ -19,4 +20,7 @@ SERVICE = ServiceDefinition(
     routes=ROUTES,
     emits=tuple(v for v in vars(alerts).values() if isinstance(v, EventType)),
     order=4,
+    background=BACKGROUND,
+    replay=REPLAY,
+    smtp_env="OBRUTEN_NOTIFY_SMTP",
 )

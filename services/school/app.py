@@ -19,6 +19,9 @@ from shared.kernel.settings import Settings, get_settings
 from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
 from shared.web.placement_client import close_placement_client, open_placement_client
 
+# What runs beside the relay and the consumer; the registered spec (spec.py) carries the same.
+BACKGROUND = (run_intake,)
+
 SPEC = ServiceSpec(
     name="school",
     title="Obruten school service",
@@ -37,7 +40,7 @@ SPEC = ServiceSpec(
     ],
     on_startup=[open_placement_client],
     on_shutdown=[close_placement_client],
-    background=[run_intake],
+    background=BACKGROUND,
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.school.app import create_app
+from services.school.app import BACKGROUND, create_app
 from services.school.policy import ROUTES
 from services.school.ss12000.settings import IntakeSettings
 from shared.contracts import school
@@ -19,4 +19,5 @@ SERVICE = ServiceDefinition(
     routes=ROUTES,
     emits=tuple(v for v in vars(school).values() if isinstance(v, EventType)),
     order=2,
+    background=BACKGROUND,
 )

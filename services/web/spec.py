@@ -14,4 +14,5 @@ SERVICE = ServiceDefinition(
     settings=WebSettings,
     order=9,
     front_end=True,
+    plain_http_env="OBRUTEN_WEB_PLAIN_HTTP",
 )

@@ -84,7 +84,8 @@ def _add_operations_commands(sub: Any) -> None:
     keys = sub.add_parser("keys", help="make a signing key pair (if missing) and a service token in a directory")
     keys.add_argument("directory", type=Path)
     replay = sub.add_parser("replay", help="rebuild a service's projection from the topics (docs/operations.md)")
-    replay.add_argument("service", choices=["notify"])
+    # Any registered service; one without a replay (its spec's `replay`) is told so.
+    replay.add_argument("service", choices=names())
 
 
 def _operations(settings: Settings, args: argparse.Namespace) -> int:

@@ -15,36 +15,24 @@ hold can be replayed: it warns when a partition no longer starts at offset 0 (re
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
+import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.bus.inbox import EventConsumer, Handler
+from shared.bus.inbox import EventConsumer
 from shared.bus.kafka import consumer_options
+from shared.bus.replay import ReplaySpec
 from shared.kernel.clock import Clock, SystemClock
 from shared.kernel.db import make_engine, make_sessionmaker
 from shared.kernel.settings import Settings
+from shared.web.registry import service as registered
 
 log = logging.getLogger("obruten.replay")
-
-
-@dataclass
-class ReplaySpec:
-    """What a service hands `obruten replay` (services/<name>/replay.py defines REPLAY)."""
-
-    group_id: str
-    topics: Sequence[str]
-    inbox: Table
-    handler: Handler
-    reset: Callable[[AsyncSession], Awaitable[None]]
-    finish: Callable[[async_sessionmaker[AsyncSession], Settings, Clock], Awaitable[int]]
 
 
 @dataclass
@@ -151,8 +139,11 @@ async def _drain(consumer: AIOKafkaConsumer, applier: EventConsumer, start: _Fro
 def main(settings: Settings, service: str) -> int:
     from shared.kernel.logging import configure_logging
 
+    spec = registered(service).replay
+    if spec is None:
+        print(f"obruten: {service} has no projection to replay", file=sys.stderr, flush=True)
+        return 2
     configure_logging(settings.log_level, f"{service}-replay")
-    spec: ReplaySpec = importlib.import_module(f"services.{service}.replay").REPLAY
 
     async def run() -> ReplayResult:
         engine = make_engine(settings.service_database_url(service), pool_size=2)

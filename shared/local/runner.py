@@ -58,12 +58,14 @@ def run(settings: Settings) -> int:
         effective = _start_servers(settings, suite, data_dir)
         services = available_services()
         asyncio.run(_prepare(effective, services))
-        if "notify" in services and not suite.env.get("OBRUTEN_NOTIFY_SMTP_HOST"):
-            suite.mail = _start_mail(settings, data_dir, suite.env)
+        mailers = [p for p in (service(n).smtp_env for n in services) if p and not suite.env.get(f"{p}_HOST")]
+        if mailers:
+            suite.mail = _start_mail(settings, data_dir, suite.env, mailers)
         _development_keys(settings, suite.env, data_dir)
-        if _loopback(settings.host) and "OBRUTEN_WEB_PLAIN_HTTP" not in suite.env:
-            # A front end served over plain http on this machine: its session cookie cannot be Secure.
-            suite.env["OBRUTEN_WEB_PLAIN_HTTP"] = "true"
+        for plain in (service(n).plain_http_env for n in services):
+            if plain and _loopback(settings.host) and plain not in suite.env:
+                # A front end served over plain http on this machine: its session cookie cannot be Secure.
+                suite.env[plain] = "true"
         _start_services(settings, suite, services, data_dir)
         _wait_listening(settings, suite.children)
         _announce(settings, suite.env, services, data_dir)
@@ -182,14 +184,14 @@ def _stop_suite(suite: _Suite) -> None:
     say("stopped")
 
 
-def _start_mail(settings: Settings, data_dir: Path, env: dict[str, str]) -> MailSink:
-    """The local SMTP server notify sends to when no other is configured (OBRUTEN_NOTIFY_SMTP_HOST)."""
+def _start_mail(settings: Settings, data_dir: Path, env: dict[str, str], prefixes: list[str]) -> MailSink:
+    """The local SMTP server the services that send mail use when no other is configured
+    (their spec's smtp_env: OBRUTEN_NOTIFY_SMTP_HOST)."""
     if port_open("127.0.0.1", settings.embedded_smtp_port):
         raise RuntimeError(f"port {settings.embedded_smtp_port} for the local SMTP server is already in use")
     mail = MailSink(data_dir / "mail", port=settings.embedded_smtp_port).start()
-    env.update(
-        OBRUTEN_NOTIFY_SMTP_HOST=mail.host, OBRUTEN_NOTIFY_SMTP_PORT=str(mail.port), OBRUTEN_NOTIFY_SMTP_SECURITY="none"
-    )
+    for prefix in prefixes:
+        env.update({f"{prefix}_HOST": mail.host, f"{prefix}_PORT": str(mail.port), f"{prefix}_SECURITY": "none"})
     say(f"started a local SMTP server on {mail.host}:{mail.port}; mail is kept in {data_dir / 'mail'}")
     return mail
 

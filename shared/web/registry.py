@@ -9,7 +9,7 @@ there (`web = "services.web.spec:SERVICE"`) and `make install`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from shared.bus.replay import ReplaySpec
 from shared.contracts.envelope import EventType
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings
@@ -52,6 +53,18 @@ class ServiceDefinition:
     order: int = 100
     # Pages for people (services/web): `obruten run` prints its address first.
     front_end: bool = False
+    # Its long-running tasks besides the relay and the consumers (notify's tick and senders, the
+    # school's SS 12000 intake), each given the running app: the very tuple its app factory hands
+    # shared.web.app.ServiceSpec, so that what runs is what is registered.
+    background: Sequence[Callable[[FastAPI], Awaitable[None]]] = ()
+    # How `obruten replay <service>` rebuilds its projection from the topics; None: it has none.
+    replay: ReplaySpec | None = None
+    # The prefix of its SMTP variables when it sends mail (`OBRUTEN_NOTIFY_SMTP`): unless
+    # <prefix>_HOST is set, `obruten run` starts a local SMTP server and sets _HOST, _PORT, _SECURITY.
+    smtp_env: str | None = None
+    # The variable that lets its session cookie go without Secure: `obruten run` sets it to true
+    # when it serves on a loopback address (plain http on this machine).
+    plain_http_env: str | None = None
 
 
     @property
