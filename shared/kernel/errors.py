@@ -113,7 +113,7 @@ _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 # 404 for a record outside the caller's rows), the rules (409, 422), the hardening (413 and 429
 # on writes) and an unreachable database (503). The 403 text names the policy's module as it
 # was when the documents were frozen (now shared/web/policy.py): the published OpenAPI
-# documents do not change with a move inside the code (tests/test_openapi_frozen.py).
+# documents do not change with a move inside the code (tests/kernel/test_openapi_frozen.py).
 _COMMON_PROBLEMS = {
     "401": "No or an invalid bearer token.",
     "403": "The role may not do this (shared/policy.py).",

@@ -69,7 +69,7 @@ def instrument_engine(engine: Any) -> None:
     is a process-wide singleton that instruments only the first engine it is given, and each
     service app (several in one test process) has its own. The instrumentor declares support up
     to SQLAlchemy 2.0; the cursor-execute events it listens to are unchanged in 2.1, and
-    tests/test_tracing.py checks that statement spans appear."""
+    tests/end_to_end/test_tracing.py checks that statement spans appear."""
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
     from opentelemetry.metrics import get_meter
 

@@ -79,7 +79,7 @@ async def test_emitted_placement_events_match_the_document(service_client, setti
         validate_event(doc, {**events[0], "data": {**events[0]["data"], "personnummer": "201503122383"}})
 
 
-# Front ends (services/web) have pages behind a sign-in session, no bearer API: tests/test_web.py.
+# Front ends (services/web) have pages behind a sign-in session, no bearer API: tests/web/test_web.py.
 @pytest.mark.parametrize("service", [s for s in available_services() if not registered(s).front_end])
 async def test_no_api_route_bypasses_the_auth_seam(service: str) -> None:
     """Every operation in the service's OpenAPI answers 401 problem+json without a token."""

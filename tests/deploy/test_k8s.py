@@ -1,4 +1,4 @@
-"""deploy/k8s/: the production overlay renders (kubectl kustomize, or tests/kustomize.py where
+"""deploy/k8s/: the production overlay renders (kubectl kustomize, or tests/deploy/kustomize.py where
 kubectl is missing), every object validates against Kubernetes 1.37's schemas with
 kubernetes-validate, the workloads are shaped for operations, and every OBRUTEN_* variable set
 is one the code reads."""
@@ -18,9 +18,9 @@ from shared.kernel.settings import Settings
 from shared.local.runner import available_services
 from shared.web.registry import env_names, services
 from shared.web.registry import service as registered
-from tests.kustomize import render
+from tests.deploy.kustomize import render
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "production"
 KUBERNETES = "1.37.0"
 SECRET = "obruten-secrets"

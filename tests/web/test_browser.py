@@ -22,7 +22,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.fixtures.factories import child_body, placement_body
 from tests.fixtures.support import eventually
-from tests.web_support import (
+from tests.web.support import (
     assert_no_personal_data,
     check_page,
     chromium,

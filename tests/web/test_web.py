@@ -1,5 +1,5 @@
 """The web service's sign-in, sessions and headers, in process (the pages' content and the
-services behind them: tests/test_web_browser.py)."""
+services behind them: tests/web/test_browser.py)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared.local.runner import available_services
 from shared.web.registry import service as registered
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "deploy" / "monitoring"
 SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"), "gauge": ("",)}
 METRIC = re.compile(r"\b((?:obruten|process|python)_[a-z_]+)\b")

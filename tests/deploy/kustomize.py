@@ -5,7 +5,7 @@ wrongly: `resources` (files, and directories holding a kustomization.yaml), `nam
 `images` (newName, newTag) and `patches` given by `path` as strategic-merge patches matched on
 kind and name. The merge follows Kubernetes' strategic merge for these cases: maps merge key by
 key, lists of maps whose items have a `name` (containers, env, volumes) merge item by item on it,
-every other list is replaced. tests/test_k8s.py compares its output with kubectl's when kubectl
+every other list is replaced. tests/deploy/test_k8s.py compares its output with kubectl's when kubectl
 is installed.
 """
 
