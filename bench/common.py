@@ -71,6 +71,7 @@ class Stack:
             kafka_bootstrap_servers=self.broker.bootstrap if self.broker else None,
             jwt_public_key_file=public,
             rate_limit_writes="100000000/minute",
+            kafka_fetch_max_wait_ms=EmbeddedBroker.FETCH_MAX_WAIT_MS,
         )
         self.admin_token = mint_token(
             private.read_bytes(),
@@ -90,6 +91,7 @@ class Stack:
                 "OBRUTEN_KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_servers(),
                 "OBRUTEN_JWT_PUBLIC_KEY_FILE": str(self.public_key),
                 "OBRUTEN_RATE_LIMIT_WRITES": self.settings.rate_limit_writes,
+                "OBRUTEN_KAFKA_FETCH_MAX_WAIT_MS": str(self.settings.kafka_fetch_max_wait_ms),
                 # Request logging off in both Obruten and the baselines: the same work on both sides.
                 "OBRUTEN_LOG_LEVEL": "WARNING",
                 "PYTHONPATH": str(ROOT),
