@@ -50,6 +50,11 @@ def write_section(heading: str, section: str) -> None:
     RESULTS.write_text(updated.rstrip("\n") + "\n")
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as `uptime` shows them: the machine is shared."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def verdict(ok: bool) -> str:
     return "pass" if ok else "short"
 
@@ -71,6 +76,9 @@ class Stack:
             kafka_bootstrap_servers=self.broker.bootstrap if self.broker else None,
             jwt_public_key_file=public,
             rate_limit_writes="100000000/minute",
+            # What `obruten run` sets for the embedded broker (shared/local/runner.py): tansu lacks
+            # the idempotent producer and holds each fetch for its whole wait.
+            kafka_idempotent_producer=False,
             kafka_fetch_max_wait_ms=EmbeddedBroker.FETCH_MAX_WAIT_MS,
         )
         self.admin_token = mint_token(
@@ -92,6 +100,7 @@ class Stack:
                 "OBRUTEN_JWT_PUBLIC_KEY_FILE": str(self.public_key),
                 "OBRUTEN_RATE_LIMIT_WRITES": self.settings.rate_limit_writes,
                 "OBRUTEN_KAFKA_FETCH_MAX_WAIT_MS": str(self.settings.kafka_fetch_max_wait_ms),
+                "OBRUTEN_KAFKA_IDEMPOTENT_PRODUCER": "false",
                 # Request logging off in both Obruten and the baselines: the same work on both sides.
                 "OBRUTEN_LOG_LEVEL": "WARNING",
                 "PYTHONPATH": str(ROOT),
