@@ -44,7 +44,7 @@ from bench.common import Stack, load_average, py_spy, recorded, serve, top_frame
 from bench.http_writes import SEED_CHILDREN
 from shared.bus.kafka import ensure_topics
 from shared.contracts.topics import TOPIC_ALERTS, TOPIC_SCHOOL, TOPICS
-from shared.local.embedded import free_port
+from shared.local.embedded import EmbeddedBroker, free_port
 from shared.local.migrate import _asyncpg_dsn, prepare_database
 from shared.web.auth import mint_token
 
@@ -202,6 +202,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             ports = {s: free_port() for s in SERVICES}
             env = {f"OBRUTEN_{s.upper()}_PORT": str(p) for s, p in ports.items()}
             env |= {"OBRUTEN_NOTIFY_SETTLE_SECONDS": "0", "OBRUTEN_SERVICE_TOKEN": service_token}
+            env["OBRUTEN_KAFKA_FETCH_MAX_WAIT_MS"] = str(args.fetch_wait)
             alerts = Alerts(stack)
             await alerts.consumer.start()
             listener = asyncio.create_task(alerts.run())
@@ -216,6 +217,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['school']}", headers=headers) as school,
                 ):
                     placements = await open_alerts(pl, alerts, children[: 2 * args.samples])
+                    # Idle CPU: nothing written, the consumers' fetches, the relays, notify's loop.
+                    assert stack.broker is not None and stack.broker._proc is not None
+                    watched = {**{k: p.pid for k, p in procs.items()}, "broker": stack.broker._proc.pid}
+                    before, wall0 = {k: cpu_seconds(pid) for k, pid in watched.items()}, time.monotonic()
+                    await asyncio.sleep(args.idle_seconds)
+                    wall = time.monotonic() - wall0
+                    idle_cpu = {k: 100 * (cpu_seconds(pid)[0] - before[k][0]) / wall for k, pid in watched.items()}
                     print(f"{len(placements)} alerts open; measuring idle ...", file=sys.stderr, flush=True)
                     idle_answers: list[float] = []
                     idle = await measure(school, alerts, placements[: args.samples], idle_answers)
@@ -245,7 +253,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             stack.close()
     return {
         "idle": idle, "loaded": loaded, "background": background_writes, "load": load, "load_after": load_average(),
-        "profile": profile, "answers": (idle_answers, load_answers), "cpu": cpu, "waits": waits,
+        "profile": profile, "answers": (idle_answers, load_answers), "cpu": cpu, "waits": waits, "idle_cpu": idle_cpu,
     }  # fmt: skip
 
 
@@ -335,10 +343,11 @@ def report(res: dict[str, object], args: argparse.Namespace) -> str:
         recorded(".venv/bin/python bench/resolve_latency.py --write")
         + f" Load average (1, 5, 15 min) at the start: {res['load']}; at the end: {res['load_after']}.",
         "",
-        "`obruten serve placement`, `school` and `notify`, embedded PostgreSQL and broker (fetch wait 100 ms, as "
-        "`obruten run` sets it for the embedded broker), notify's settle period off. One school start at a time for "
-        "a placement with an open school_gap alert; latency from sending `POST /v1/school-starts` to "
-        "`obruten.alert.resolved` arriving on the topic (a consumer fetching with a 10 ms wait). Under load: "
+        "`obruten serve placement`, `school` and `notify`, embedded PostgreSQL and broker (the services' fetch wait "
+        f"{args.fetch_wait} ms; `obruten run` sets 100 ms for the embedded broker), notify's settle period off. "
+        "One school start at a time for a placement with an open school_gap alert; latency from sending "
+        "`POST /v1/school-starts` to `obruten.alert.resolved` arriving on the topic (a consumer fetching with "
+        "a 10 ms wait). Under load: "
         f"placement writes at {args.rate:g}/s in the background ({achieved} sent, {ok_writes} answered 201), each an "
         "event consumed by school and notify. The stages (p50 / p99 of each): POST → school's "
         "`obruten.school.started` on its topic (school's write, commit, relay; as the measuring consumer sees it), "
@@ -372,6 +381,13 @@ def report(res: dict[str, object], args: argparse.Namespace) -> str:
         "/proc schedstat): " + ", ".join(f"{k} {on:.0f} / {wait:.0f} %" for k, (on, wait) in cpu.items()) + ".",
         "",
     ]
+    idle_cpu: dict[str, float] = res["idle_cpu"]  # type: ignore[assignment]
+    lines[-1:-1] = [
+        f"CPU at idle ({args.idle_seconds:g} s with nothing written, after the alerts opened; % of one core): "
+        + ", ".join(f"{k} {v:.1f} %" for k, v in idle_cpu.items())
+        + f". Fetch wait {args.fetch_wait} ms.",
+        "",
+    ]
     waits: dict[str, int] = res["waits"]  # type: ignore[assignment]
     total_waits = sum(waits.values()) or 1
     top = sorted(waits.items(), key=lambda kv: -kv[1])[:8]
@@ -393,6 +409,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=100, help="school starts measured in each phase")
     parser.add_argument("--rate", type=float, default=50.0, help="background placement writes per second")
     parser.add_argument("--seconds-per-sample", type=float, default=0.5, help="to size the background's children")
+    parser.add_argument("--idle-seconds", type=float, default=20.0, help="the idle CPU reading")
+    parser.add_argument(
+        "--fetch-wait", type=int, default=EmbeddedBroker.FETCH_MAX_WAIT_MS, help="the services' kafka_fetch_max_wait_ms"
+    )
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--load", nargs=2, metavar=("BASE_URL", "IDS_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -44,7 +44,7 @@ from shared.kernel.tracing import SpanKind, continuing, current_traceparent
 
 log = logging.getLogger("obruten.outbox")
 # While another replica's relay holds the publishing lock: how soon to try again.
-LOCK_RETRY_SECONDS = 0.02
+LOCK_RETRY_SECONDS = 0.05
 
 
 def outbox_table(metadata: MetaData) -> Table:
