@@ -23,10 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +37,19 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Stack, load_average, py_spy, recorded, serve, top_frames, verdict, write_section
+from bench.background_load import placement_body, start_load, stop_load
+from bench.common import (
+    Stack,
+    cpu_seconds,
+    load_average,
+    py_spy,
+    recorded,
+    sample_waits,
+    serve,
+    top_frames,
+    verdict,
+    write_section,
+)
 from bench.http_writes import SEED_CHILDREN
 from shared.bus.kafka import ensure_topics
 from shared.contracts.topics import TOPIC_ALERTS, TOPIC_SCHOOL, TOPICS
@@ -92,68 +101,6 @@ async def seed_children(stack: Stack, count: int) -> list[str]:
         return [str(r["id"]) for r in await conn.fetch("SELECT id FROM child")]
     finally:
         await conn.close()
-
-
-def placement_body(child_id: str, start: date) -> dict[str, object]:
-    return {
-        "child_id": child_id, "district": "Farsta", "form": "jourhem", "legal_basis": "SoL",
-        "start_date": start.isoformat(), "school_change": True,
-    }  # fmt: skip
-
-
-def start_load(base_url: str, token: str, ids_file: Path, rate: float, work: Path) -> subprocess.Popen[bytes]:
-    """The background writes in a process of their own, so that they take nothing from the
-    measuring side's event loop (its timestamps)."""
-    argv = [sys.executable, __file__, "--load", base_url, str(ids_file), "--rate", str(rate)]
-    env = {**os.environ, "BENCH_TOKEN": token}
-    return subprocess.Popen(argv, env=env, stdout=open(work / "load.json", "wb"), stderr=subprocess.DEVNULL)
-
-
-def stop_load(proc: subprocess.Popen[bytes], work: Path) -> dict[str, list[float]]:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(60)
-    out: dict[str, list[float]] = json.loads((work / "load.json").read_text())
-    return out
-
-
-async def load_only(base_url: str, ids_file: Path, rate: float) -> None:
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    headers = {"Authorization": f"Bearer {os.environ['BENCH_TOKEN']}"}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
-        statuses, latencies = await background(client, ids_file.read_text().split(), rate, stop)
-    print(json.dumps({"statuses": statuses, "latencies": latencies}))
-
-
-async def background(
-    client: httpx.AsyncClient, children: list[str], rate: float, stop: asyncio.Event
-) -> tuple[list[int], list[float]]:
-    """`rate` placement writes a second, each sent on its own schedule (a slow answer does not slow
-    the rate); returns the status codes and the response times."""
-    statuses: list[int] = []
-    latencies: list[float] = []
-    pending: set[asyncio.Task[None]] = set()
-
-    async def one(child: str) -> None:
-        t0 = time.monotonic()
-        try:
-            resp = await client.post("/v1/placements", json=placement_body(child, date.today()))
-            statuses.append(resp.status_code)
-        except httpx.HTTPError:
-            statuses.append(0)
-        latencies.append(time.monotonic() - t0)
-
-    start = time.monotonic()
-    n = 0
-    while not stop.is_set() and n < len(children):
-        task = asyncio.create_task(one(children[n]))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-        n += 1
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), max(0.0, start + n / rate - time.monotonic()))
-    await asyncio.gather(*pending, return_exceptions=True)
-    return statuses, latencies
 
 
 Sample = tuple[float, float, float]
@@ -281,35 +228,6 @@ async def open_alerts(pl: httpx.AsyncClient, alerts: Alerts, children: list[str]
     return ids
 
 
-async def sample_waits(stack: Stack, waits: dict[str, int]) -> None:
-    """What the services' PostgreSQL sessions are doing, sampled every 20 ms: CPU (no wait event),
-    a lock, the WAL flush of a commit, or waiting for the client (the service's own Python)."""
-    conn = await asyncpg.connect(**_asyncpg_dsn(stack.settings.service_database_url("notify")))  # type: ignore[arg-type]
-    try:
-        while True:
-            for r in await conn.fetch(
-                "SELECT datname, state, coalesce(wait_event_type || ':' || wait_event, 'CPU') AS w "
-                "FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
-                "AND datname LIKE 'bench_%' AND state <> 'idle'"
-            ):
-                key = f"{r['datname'].removeprefix('bench_')} {r['state']} {r['w']}"
-                waits[key] = waits.get(key, 0) + 1
-            await asyncio.sleep(0.02)
-    finally:
-        await conn.close()
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """Seconds on a CPU and seconds runnable but waiting for one (the machine is shared), summed
-    over the process's threads (/proc/PID/task/*/schedstat)."""
-    on = waiting = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            ran, waited, _ = (task / "schedstat").read_text().split()
-            on, waiting = on + int(ran) / 1e9, waiting + int(waited) / 1e9
-    return on, waiting
-
-
 def percentile(values: list[float], pct: float) -> float:
     values = sorted(values)
     if not values:
@@ -420,11 +338,7 @@ def main() -> None:
         "--fetch-wait", type=int, default=EmbeddedBroker.FETCH_MAX_WAIT_MS, help="the services' kafka_fetch_max_wait_ms"
     )
     parser.add_argument("--write", action="store_true")
-    parser.add_argument("--load", nargs=2, metavar=("BASE_URL", "IDS_FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.load:
-        asyncio.run(load_only(args.load[0], Path(args.load[1]), args.rate))
-        return
     res = asyncio.run(run(args))
     section = report(res, args)
     print(section)
