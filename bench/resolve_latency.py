@@ -320,6 +320,16 @@ def report(res: dict[str, object], args: argparse.Namespace) -> str:
         "samples every 20 ms): " + "; ".join(f"{k} {100 * v / total_waits:.0f} %" for k, v in top) + ".",
         "",
     ]
+    starved = [k for k, (on, wait) in cpu.items() if wait > on]
+    if starved and not load_ok:
+        lines[-1:-1] = [
+            f"Under load {', '.join(starved)} waited for a CPU longer than they ran: the machine's two cores were "
+            "oversubscribed (see the load average), so that row measures the queue for a CPU as much as the path. "
+            "What the path itself spends under load is in the stages: school's answer (its write, with the "
+            "placement service asked inside the transaction) and notify's consumer batch, where the school event "
+            "waits behind the batches of placement events (set-based batches shorten those).",
+            "",
+        ]
     profile: list[tuple[str, float]] = res["profile"]  # type: ignore[assignment]
     if profile and not (idle_ok and load_ok):
         lines += ["Where notify spent its time under load (py-spy, share of samples):", ""]
