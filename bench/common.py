@@ -3,6 +3,7 @@ servers, services started as real processes (`obruten serve`), wrk, and resident
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
@@ -19,8 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 sys.path.insert(0, str(ROOT))
 
+import asyncpg  # noqa: E402
+
 from shared.kernel.settings import Settings  # noqa: E402
 from shared.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, port_open  # noqa: E402
+from shared.local.migrate import _asyncpg_dsn  # noqa: E402
 from shared.web.auth import generate_keypair, mint_token  # noqa: E402
 
 
@@ -50,6 +54,11 @@ def write_section(heading: str, section: str) -> None:
     RESULTS.write_text(updated.rstrip("\n") + "\n")
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as `uptime` shows them: the machine is shared."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def verdict(ok: bool) -> str:
     return "pass" if ok else "short"
 
@@ -71,6 +80,10 @@ class Stack:
             kafka_bootstrap_servers=self.broker.bootstrap if self.broker else None,
             jwt_public_key_file=public,
             rate_limit_writes="100000000/minute",
+            # What `obruten run` sets for the embedded broker (shared/local/runner.py): tansu lacks
+            # the idempotent producer and holds each fetch for its whole wait.
+            kafka_idempotent_producer=False,
+            kafka_fetch_max_wait_ms=EmbeddedBroker.FETCH_MAX_WAIT_MS,
         )
         self.admin_token = mint_token(
             private.read_bytes(),
@@ -90,6 +103,8 @@ class Stack:
                 "OBRUTEN_KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_servers(),
                 "OBRUTEN_JWT_PUBLIC_KEY_FILE": str(self.public_key),
                 "OBRUTEN_RATE_LIMIT_WRITES": self.settings.rate_limit_writes,
+                "OBRUTEN_KAFKA_FETCH_MAX_WAIT_MS": str(self.settings.kafka_fetch_max_wait_ms),
+                "OBRUTEN_KAFKA_IDEMPOTENT_PRODUCER": "false",
                 # Request logging off in both Obruten and the baselines: the same work on both sides.
                 "OBRUTEN_LOG_LEVEL": "WARNING",
                 "PYTHONPATH": str(ROOT),
@@ -271,3 +286,32 @@ def parse_wrk(out: str) -> dict[str, float]:
     m = re.search(r"(\d+) requests in", out)
     res["requests"] = float(m.group(1)) if m else 0.0
     return res
+
+
+async def sample_waits(stack: Stack, waits: dict[str, int]) -> None:
+    """What the services' PostgreSQL sessions are doing, sampled every 20 ms: CPU (no wait event),
+    a lock, the WAL flush of a commit, or waiting for the client (the service's own Python)."""
+    conn = await asyncpg.connect(**_asyncpg_dsn(stack.pg.url()))  # type: ignore[arg-type]
+    try:
+        while True:
+            for r in await conn.fetch(
+                "SELECT datname, state, coalesce(wait_event_type || ':' || wait_event, 'CPU') AS w "
+                "FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
+                "AND datname LIKE 'bench_%' AND state <> 'idle'"
+            ):
+                key = f"{r['datname'].removeprefix('bench_')} {r['state']} {r['w']}"
+                waits[key] = waits.get(key, 0) + 1
+            await asyncio.sleep(0.02)
+    finally:
+        await conn.close()
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """Seconds on a CPU and seconds runnable but waiting for one (the machine is shared), summed
+    over the process's threads (/proc/PID/task/*/schedstat)."""
+    on = waiting = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            ran, waited, _ = (task / "schedstat").read_text().split()
+            on, waiting = on + int(ran) / 1e9, waiting + int(waited) / 1e9
+    return on, waiting

@@ -106,6 +106,7 @@ def base_settings(pg_url: str, broker: str, keys: tuple[Path, Path]) -> Settings
         kafka_topic_prefix=f"t{run}.",
         kafka_topic_partitions=3,
         kafka_session_timeout_ms=2000,
+        kafka_fetch_max_wait_ms=EmbeddedBroker.FETCH_MAX_WAIT_MS,
         # The embedded broker (tansu) lacks the idempotent producer; an external Apache Kafka has it.
         kafka_idempotent_producer=bool(os.environ.get("OBRUTEN_TEST_KAFKA_BOOTSTRAP_SERVERS")),
         jwt_public_key_file=keys[1],

@@ -21,6 +21,7 @@ from services.notify.models import audit, inbox, outbox
 from services.notify.policy import ROUTES
 from services.notify.projection import make_after_batch, project
 from services.notify.rules.calendar import outside_every_school_year
+from services.notify.schedule import Schedule
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import destinations, docs, secrets
 from services.notify.webhooks.delivery import run_sender
@@ -63,17 +64,27 @@ async def evaluate(app: FastAPI) -> int:
 
 
 async def _tick_loop(app: FastAPI) -> None:
-    ns: NotifySettings = app.state.notify_settings
+    """Evaluates, then sleeps until the earliest due time (at most tick_interval_seconds), woken
+    earlier by a write of an earlier one (services/notify/schedule.py)."""
+    schedule: Schedule = app.state.notify_schedule
+    failures = 0
     while True:
         try:
             with tracer.start_as_current_span("notify tick"):
                 await evaluate(app)
             app.state.notify_metrics.tick_succeeded()
+            failures = 0
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("evaluation tick failed; retrying at the next", extra={"error": repr(exc)})
-        await asyncio.sleep(ns.tick_interval_seconds)
+            failures += 1
+            log.warning("evaluation tick failed; retrying after a pause", extra={"error": repr(exc)})
+        await schedule.wait(app.state.sessionmaker, failures=failures)
+
+
+async def _listen(app: FastAPI) -> None:
+    schedule: Schedule = app.state.notify_schedule
+    await schedule.listen(app.state.engine)
 
 
 async def _sender(app: FastAPI) -> None:
@@ -95,7 +106,7 @@ async def _sender(app: FastAPI) -> None:
 
 
 # What runs beside the relay and the consumer; the registered spec (spec.py) carries the same.
-BACKGROUND = (_tick_loop, _sender, mail.run_mail)
+BACKGROUND = (_tick_loop, _listen, _sender, mail.run_mail)
 
 
 def create_app(
@@ -106,7 +117,14 @@ def create_app(
     ns = service_settings or NotifySettings()
     # Refuses an inconsistent rules configuration here, at start-up, naming the setting.
     rules = ns.load_rules()
-    ctx = Context(rules=rules, clock=clock, tz=ZoneInfo(settings.timezone), settle=timedelta(seconds=ns.settle_seconds))
+    schedule = Schedule(clock, ns.tick_interval_seconds)
+    ctx = Context(
+        rules=rules,
+        clock=clock,
+        tz=ZoneInfo(settings.timezone),
+        settle=timedelta(seconds=ns.settle_seconds),
+        schedule=schedule,
+    )
     spec = ServiceSpec(
         name="notify",
         title="Obruten notify service",
@@ -134,6 +152,8 @@ def create_app(
     app = create_service_app(spec, settings, clock)
     app.state.notify_settings = ns
     app.state.notify_context = ctx
+    app.state.notify_schedule = schedule
+    app.state.commit_hooks.register(schedule.on_commit)
     nm = NotifyMetrics(app.state.metrics)
     app.state.notify_metrics = nm
     app.state.metrics.on_scrape.append(lambda: nm.refresh(app.state.sessionmaker))

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from services.notify.rules.config import RulesConfig
 from shared.kernel.clock import Clock
+
+if TYPE_CHECKING:
+    from services.notify.schedule import Schedule
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,9 @@ class Context:
     tz: ZoneInfo
     # The settle period (NotifySettings.settle_seconds).
     settle: timedelta = timedelta(0)
+    # The running service's evaluation loop (services/notify/schedule.py), woken by earlier due
+    # times; None outside it (`obruten replay`, benchmarks), which notify every replica instead.
+    schedule: Schedule | None = None
 
     def today(self) -> date:
         return self.clock.now().astimezone(self.tz).date()

@@ -24,6 +24,7 @@ from services.notify.facts import children_of, load_facts
 from services.notify.mail import queue as mail_queue
 from services.notify.models import Alert, AlertDue, placement_view
 from services.notify.rules import assess as r
+from services.notify.schedule import note_due
 from shared.contracts.alerts import RULE_NAMES
 
 
@@ -132,3 +133,5 @@ async def _evaluate_pairs(session: AsyncSession, ctx: Context, pairs: Sequence[t
     await session.flush()
     if updates:
         await session.execute(update(AlertDue), updates)
+        # Wakes the evaluation loop (and other replicas') when a due time is earlier than it sleeps until.
+        await note_due(session, ctx.schedule, (u["due_at"] for u in updates))

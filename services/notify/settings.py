@@ -22,7 +22,11 @@ class NotifySettings(BaseSettings):
     # A rules file (YAML or JSON); inline rules (OBRUTEN_NOTIFY_RULES, JSON) win over it.
     rules_file: Path | None = None
     rules: dict[str, Any] | None = None
-    # How often the evaluation tick looks for due rows, and how many it takes per transaction.
+    # The evaluation loop sleeps until the earliest due time in the index, woken earlier when a
+    # write makes an earlier one (services/notify/schedule.py: a commit in this process, or
+    # PostgreSQL NOTIFY from another replica); this is the longest it sleeps all the same, the
+    # safety net for a missed wake-up or a clock that jumped. tick_batch_size: how many due rows
+    # one transaction takes.
     tick_interval_seconds: float = Field(default=30.0, gt=0)
     tick_batch_size: int = Field(default=500, ge=1)
     # Late history: new alerts of a child whose placement notify learnt of less than this long

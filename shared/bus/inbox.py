@@ -145,6 +145,8 @@ class EventConsumer:
                 backoff = 0.5
                 while True:
                     generation = generations.count
+                    # Returns as soon as a fetch brings records; the timeout only bounds an idle
+                    # wait. What an event waits for on the broker is kafka_fetch_max_wait_ms.
                     batches = await consumer.getmany(timeout_ms=500, max_records=self.max_batch)
                     for tp, records in batches.items():
                         await self._process_batch(records)

@@ -8,6 +8,7 @@ Columns follow Debezium's outbox conventions (id, aggregatetype, aggregateid, ty
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import zlib
@@ -42,6 +43,8 @@ from shared.kernel.settings import Settings
 from shared.kernel.tracing import SpanKind, continuing, current_traceparent
 
 log = logging.getLogger("obruten.outbox")
+# While another replica's relay holds the publishing lock: how soon to try again.
+LOCK_RETRY_SECONDS = 0.05
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -133,6 +136,8 @@ class OutboxRelay:
         self.published = 0
         self.failures = 0
         self.metrics = metrics
+        # The last batch found another replica's relay publishing (the advisory lock taken).
+        self.lock_busy = False
 
     async def _get_producer(self) -> AIOKafkaProducer:
         # Bounded: aiokafka's bootstrap can wait a long time for a broker that is down.
@@ -183,7 +188,8 @@ class OutboxRelay:
         """Publish one batch of unsent rows; returns how many were marked sent."""
         t = self.outbox.table
         async with self.sessionmaker() as session, session.begin():
-            if not await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_key))):
+            self.lock_busy = not await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_key)))
+            if self.lock_busy:
                 return 0
             rows = (
                 await session.execute(
@@ -231,8 +237,15 @@ class OutboxRelay:
         return len(sent)
 
     async def run(self) -> None:
+        """Publishes whenever woken: every writer's commit hook sets `wake` (shared/web/app.py), so
+        an event leaves as soon as its transaction commits. The poll interval is only the safety
+        net for rows committed where no hook runs (another process); another replica holding the
+        lock is retried shortly, since its batch may have been read before our rows committed."""
         backoff = 0.5
         while True:
+            # Cleared before publishing rather than after the wait: a commit while a batch is out
+            # sets it again, and the next round starts at once instead of after the poll interval.
+            self.wake.clear()
             try:
                 while await self.publish_batch():
                     pass
@@ -247,11 +260,11 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            try:
+            if self.lock_busy:
+                await asyncio.sleep(LOCK_RETRY_SECONDS)
+                continue
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.settings.outbox_poll_interval_seconds)
-            except TimeoutError:
-                pass
-            self.wake.clear()
 
     async def close(self) -> None:
         await self._drop_producer()

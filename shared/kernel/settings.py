@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
     # Apache Kafka: on. Only the embedded broker (tansu) lacks it; `obruten run` turns it off there.
     kafka_idempotent_producer: bool = True
+    # How long the broker may hold a fetch that finds nothing new. Apache Kafka answers a fetch as
+    # soon as a record arrives (fetch.min.bytes 1), so this costs no latency there and bounds idle
+    # fetching. The embedded broker (tansu) holds every fetch for the whole wait, which puts up to
+    # this much on each hop of an event: `obruten run`, the tests and the benchmarks use 100 ms.
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=60_000)
 
     host: str = "127.0.0.1"
     placement_port: int = 8001

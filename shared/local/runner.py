@@ -99,6 +99,8 @@ def _start_servers(settings: Settings, suite: _Suite, data_dir: Path) -> Setting
         env["OBRUTEN_KAFKA_BOOTSTRAP_SERVERS"] = suite.broker.bootstrap
         # tansu lacks the idempotent producer; Apache Kafka keeps the default (on).
         env["OBRUTEN_KAFKA_IDEMPOTENT_PRODUCER"] = "false"
+        # tansu holds each fetch for the whole wait even when a record arrives (shared/kernel/settings.py).
+        env["OBRUTEN_KAFKA_FETCH_MAX_WAIT_MS"] = str(EmbeddedBroker.FETCH_MAX_WAIT_MS)
         say(f"started a Kafka-protocol broker (tansu, in memory) on {suite.broker.bootstrap}")
     return Settings(
         **{
@@ -106,6 +108,7 @@ def _start_servers(settings: Settings, suite: _Suite, data_dir: Path) -> Setting
             "database_url": env.get("OBRUTEN_DATABASE_URL"),
             "kafka_bootstrap_servers": env.get("OBRUTEN_KAFKA_BOOTSTRAP_SERVERS"),
             "kafka_idempotent_producer": env.get("OBRUTEN_KAFKA_IDEMPOTENT_PRODUCER", "true") == "true",
+            "kafka_fetch_max_wait_ms": env.get("OBRUTEN_KAFKA_FETCH_MAX_WAIT_MS") or settings.kafka_fetch_max_wait_ms,
         }
     )
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date, timedelta
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from shared.contracts.topics import TOPIC_PLACEMENT
 from shared.local.embedded import EmbeddedBroker, free_port
+from shared.local.migrate import _asyncpg_dsn
 from tests.fixtures.factories import child_body, placement_body
 from tests.fixtures.support import eventually
 
@@ -93,3 +96,30 @@ async def test_writes_succeed_while_the_broker_is_down_and_events_arrive_once_af
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_a_relay_that_finds_another_publishing_tries_again_soon_not_after_the_poll_interval(
+    service_client, settings
+):
+    # The poll interval is an hour: an event that leaves within seconds left on the commit's
+    # wake-up, or on the relay's retry once the other replica (here a session holding the
+    # publishing lock) let go.
+    quiet = {"outbox_poll_interval_seconds": 3600}
+    async with service_client("placement", settings_override=quiet) as client:
+        relay = client.app.state.relay  # type: ignore[attr-defined]
+        first, second = [(await client.post("/v1/children", json=child_body(n))).json()["id"] for n in (1, 2)]
+        assert (await client.post("/v1/placements", json=placement_body(first, start=DAY0))).status_code == 201
+        await eventually(lambda: _async(relay.published == 1), timeout=20)
+        url = settings.service_database_url("placement")
+        conn = await asyncpg.connect(**_asyncpg_dsn(url))  # type: ignore[arg-type]
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", relay.lock_key)
+                resp = await client.post("/v1/placements", json=placement_body(second, start=DAY0))
+                assert resp.status_code == 201, resp.text
+                await eventually(lambda: _async(relay.lock_busy), timeout=10)
+                await asyncio.sleep(0.5)
+                assert relay.published == 1  # held back while the lock is taken
+        finally:
+            await conn.close()
+        await eventually(lambda: _async(relay.published == 2), timeout=10)
