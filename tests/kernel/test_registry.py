@@ -53,7 +53,7 @@ def test_nothing_in_shared_names_a_service() -> None:
 
 def test_the_spec_carries_background_tasks_replay_and_settings_class() -> None:
     defined = services()
-    assert [task.__name__ for task in defined["notify"].background] == ["_tick_loop", "_sender", "run_mail"]
+    assert [task.__name__ for task in defined["notify"].background] == ["_tick_loop", "_listen", "_sender", "run_mail"]
     assert [task.__name__ for task in defined["school"].background] == ["run_intake"]
     assert {name for name, d in defined.items() if d.replay is not None} == {"notify"}
     for name, definition in defined.items():
