@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Query, Request, status
 
-from services.placement import children, imports, schemas, service
+from services.placement import children, imports, schemas, service, writes
 from services.placement.models import Child, Placement
 from shared.contracts.placement import PlacementSnapshot
 from shared.contracts.vocabulary import PlacementForm
@@ -130,7 +130,7 @@ async def create_placement(
         raise service.child_not_found("body.child_id")
     if body.caseworker is not None:
         access.privileged(Privileged.name_caseworker, "body.caseworker")
-    placement = await service.create_placement(session, child, body, settings=settings, clock=clock)
+    placement = await writes.record_placement(session, child, body, settings=settings, clock=clock)
     access.resource_id = str(placement.id)
     return await _placement_out(session, access, placement)
 

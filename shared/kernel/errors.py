@@ -205,19 +205,28 @@ async def _handle_integrity(request: Request, exc: IntegrityError) -> JSONRespon
     )
 
 
+# Set on the answer the request may be run again after (a lost deadlock; a connection that
+# died before COMMIT): shared/web/contention.py reruns it and strips the header.
+RERUN_HEADER = "x-obruten-contention"
+
+
 async def _handle_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
-    return problem_response(
+    resp = problem_response(
         503,
         "unavailable",
         "Service unavailable",
         "The database is unreachable; nothing was written. Retry later.",
         request.url.path,
     )
+    if getattr(request.state, "rerun_safe", False):
+        # shared/kernel/db.py get_session: nothing of the request was committed.
+        resp.headers[RERUN_HEADER] = "1"
+    return resp
 
 
 async def _handle_dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
-    if exc.connection_invalidated or _connection_lost(exc):
+    if is_disconnect(exc):
         return await _handle_unavailable(request, exc)
     if sqlstate(exc) in ("40001", "40P01"):
         # A deadlock or serialization failure: nothing was written. Marked so that
@@ -225,7 +234,7 @@ async def _handle_dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
         log.warning("lock contention", extra={"path": request.url.path, "sqlstate": sqlstate(exc)})
         detail = "Concurrent changes to the same records; nothing was written. Retry."
         resp = problem_response(503, "contention", "Busy", detail, request.url.path)
-        resp.headers["x-obruten-contention"] = "1"
+        resp.headers[RERUN_HEADER] = "1"
         resp.headers["Retry-After"] = "1"
         return resp
     log.exception("database error", extra={"path": request.url.path})
@@ -257,7 +266,12 @@ def install_error_handlers(app: FastAPI) -> None:
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
 
 
-def _connection_lost(exc: DBAPIError) -> bool:
+def is_disconnect(exc: BaseException) -> bool:
+    """The connection died under a statement, or the server is shutting down or not yet up."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
     state = sqlstate(exc)
     return state is not None and state.startswith(_UNAVAILABLE_STATES)
 
