@@ -122,7 +122,8 @@ async def create_placement(
 ) -> schemas.PlacementOut:
     """Record a placement. Refused while another placement of the child overlaps it. Naming
     the responsible caseworker (`caseworker`) is a district manager's or an administrator's act."""
-    child = await service.lock_child(session, body.child_id)
+    # Read unlocked; the write locks the child and writes only if it is still as read (writes.py).
+    child = await writes.read_child(session, body.child_id)
     if child is not None:
         access.check(child.district, service.child_not_found("body.child_id"))
     access.check_new(body.district, "body.district")

@@ -1,14 +1,20 @@
-"""`POST /v1/placements` in one statement: the placement, its event and the request's audit row
-reach PostgreSQL together, as one INSERT with data-modifying CTEs (shared/kernel/db.py `defer`),
-after the child's lock. The rules are those of service.create_placement; only the round trips
-differ (four in all: BEGIN, the child's lock, the rows, COMMIT)."""
+"""`POST /v1/placements` in two round trips: the child is read without a lock and the rules are
+checked against it; then one statement (shared/kernel/writes.py) locks the child, re-checks that
+it is still as read (district, birth date, protected identity: what the access check, the date
+rules and the event used), and inserts the placement, its event and the request's audit row. The
+session is in autocommit, so that statement is the whole transaction: no BEGIN, no COMMIT.
+
+The rules are those of service.create_placement, and the locks are taken in the same order (the
+child first, in the statement itself). A child changed in between writes nothing and the request
+runs again (shared/kernel/writes.py `Changed`); an overlap is the same 409, with the same field."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Select, Table, bindparam, literal_column, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,19 +23,37 @@ from services.placement.models import Child, Placement, outbox
 from services.placement.service import EXCLUSION_VIOLATION, new_placement, overlap, snapshot
 from shared.contracts.placement import PLACEMENT_STARTED
 from shared.kernel.clock import Clock
-from shared.kernel.db import defer
 from shared.kernel.errors import sqlstate
 from shared.kernel.settings import Settings
+from shared.kernel.writes import defer, guard
 
 PLACEMENT: Table = Placement.__table__  # type: ignore[assignment]
 COLUMNS = tuple(c.name for c in PLACEMENT.columns)
+# The child as the route read it, locked for the statement.
+CHILD_AS_READ: Select[Any] = (
+    select(literal_column("1"))
+    .select_from(Child)
+    .where(
+        Child.id == bindparam("g_id"),
+        Child.district == bindparam("g_district"),
+        Child.birth_date == bindparam("g_birth_date"),
+        Child.protected_identity == bindparam("g_protected"),
+    )
+    .with_for_update()
+)
+
+
+async def read_child(session: AsyncSession, child_id: uuid.UUID) -> Child | None:
+    """The child, unlocked, on a session whose statements each commit on their own."""
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return await session.get(Child, child_id)
 
 
 async def record_placement(
     session: AsyncSession, child: Child, body: schemas.PlacementFields, *, settings: Settings, clock: Clock
 ) -> Placement:
-    """A new placement of `child` (locked by the caller), sent with the request's other rows just
-    before the commit. An overlap found then is the same 409, with the same field, as at once."""
+    """A new placement of `child` (from `read_child`), sent with the request's other rows at the
+    end of the request, provided the child is still as read."""
     placement = new_placement(child, body, settings=settings, clock=clock)
     # Set here rather than by the server's now(): the answer is built before the row is sent.
     placement.created_at = placement.updated_at = datetime.now(UTC)
@@ -41,6 +65,16 @@ async def record_placement(
             return None
         return await overlap(session, child_id, start, "body.start_date")
 
+    guard(
+        session,
+        CHILD_AS_READ,
+        {
+            "g_id": child.id,
+            "g_district": child.district,
+            "g_birth_date": child.birth_date,
+            "g_protected": child.protected_identity,
+        },
+    )
     defer(session, PLACEMENT, values, refused)
     outbox.add_deferred(
         session, PLACEMENT_STARTED, subject=str(child.id), data=snapshot(placement, child), time=clock.now()

@@ -38,9 +38,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.bus.kafka import ensure_topics, make_producer, stop_within, within
 from shared.contracts.envelope import EventData, EventType, make_event
 from shared.contracts.topics import TOPICS
-from shared.kernel.db import OnError, defer
 from shared.kernel.settings import Settings
 from shared.kernel.tracing import SpanKind, continuing, current_traceparent
+from shared.kernel.writes import OnError, defer
 
 log = logging.getLogger("obruten.outbox")
 
@@ -94,7 +94,7 @@ class Outbox:
         on_error: OnError | None = None,
     ) -> str:
         """As `add`, the row sent with the request's other deferred rows in one statement before
-        the commit (shared/kernel/db.py `defer`): for a request whose record is deferred too."""
+        the commit (shared/kernel/writes.py `defer`): for a request whose record is deferred too."""
         values = self.row(etype, subject=subject, data=data, time=time)
         defer(session, self.table, values, on_error)
         session.info["outbox_written"] = True

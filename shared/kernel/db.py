@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Insert, MetaData, Table, bindparam, event, func, insert
+from sqlalchemy import DateTime, MetaData, event, func
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,9 +15,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.kernel.errors import is_disconnect
+from shared.kernel.writes import send_deferred
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -82,70 +82,6 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-# --- writes sent together ------------------------------------------------------------------------
-# A request's rows (its record, its outbox row, its audit row) reach PostgreSQL as one statement:
-# each row is deferred (`defer`) and `send_deferred` inserts them all at once, as data-modifying
-# CTEs in the order they were deferred, just before the commit. The statement for each shape (which
-# tables, which columns) is built once with bind parameters and reused, so SQLAlchemy compiles it
-# once per process and each request only binds its values.
-
-DEFERRED = "deferred_writes"
-# What a deferred row's failure means to the caller (a constraint's 409); None to let it propagate.
-OnError = Callable[[AsyncSession, DBAPIError], Awaitable[BaseException | None]]
-
-
-@dataclass(frozen=True)
-class DeferredRow:
-    table: Table
-    values: dict[str, Any]
-    on_error: OnError | None = None
-
-
-def defer(session: AsyncSession, table: Table, values: dict[str, Any], on_error: OnError | None = None) -> None:
-    """Insert this row with the request's other deferred rows, in one statement before the commit."""
-    session.info.setdefault(DEFERRED, []).append(DeferredRow(table, values, on_error))
-
-
-_batch_statements: dict[tuple[tuple[Table, tuple[str, ...]], ...], Insert] = {}
-
-
-def _batch_statement(rows: list[DeferredRow]) -> tuple[Insert, dict[str, Any]]:
-    shape = tuple((r.table, tuple(r.values)) for r in rows)
-    params = {f"w{n}_{column}": value for n, r in enumerate(rows) for column, value in r.values.items()}
-    stmt = _batch_statements.get(shape)
-    if stmt is None:
-        inserts = [
-            insert(table).values({c: bindparam(f"w{n}_{c}", type_=table.c[c].type) for c in columns})
-            for n, (table, columns) in enumerate(shape)
-        ]
-        stmt = inserts[-1]
-        if len(inserts) > 1:
-            stmt = stmt.add_cte(*(ins.cte(f"w{n}") for n, ins in enumerate(inserts[:-1])))
-        _batch_statements[shape] = stmt
-    return stmt, params
-
-
-async def send_deferred(session: AsyncSession) -> None:
-    """One statement for every row deferred in this transaction (none: no statement)."""
-    rows: list[DeferredRow] | None = session.info.pop(DEFERRED, None)
-    if not rows:
-        return
-    stmt, params = _batch_statement(rows)
-    try:
-        await session.execute(stmt, params)
-    except DBAPIError as exc:
-        for row in rows:
-            if row.on_error is not None and (answer := await row.on_error(session, exc)) is not None:
-                raise answer from exc
-        raise
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_deferred(session: Session) -> None:
-    # Rows deferred in a transaction that rolled back belong to nothing any more.
-    session.info.pop(DEFERRED, None)
-
-
 CommitHook = Callable[[AsyncSession], None]
 
 
@@ -183,7 +119,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
                 )
                 if before_commit is not None:
                     await before_commit(request, session)
-                await send_deferred(session)
             except DBAPIError as exc:
                 if is_disconnect(exc):
                     # The connection died before COMMIT was sent, so the server wrote nothing of
@@ -191,7 +126,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
                     # the answer, shared/web/contention.py reruns it on a fresh connection).
                     request.state.rerun_safe = True
                 raise
-            # Not so for COMMIT itself: a connection lost under it leaves the outcome unknown.
+            # Not so for the deferred rows (shared/kernel/writes.py), which in autocommit are the
+            # commit, nor for COMMIT itself: a connection lost under either leaves the outcome unknown.
+            await send_deferred(session)
             await session.commit()
         except BaseException:
             await session.rollback()

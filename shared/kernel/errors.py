@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.kernel.logging import request_id
+from shared.kernel.writes import Changed
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://obruten.se/problems/"
@@ -229,16 +230,26 @@ async def _handle_dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
     if is_disconnect(exc):
         return await _handle_unavailable(request, exc)
     if sqlstate(exc) in ("40001", "40P01"):
-        # A deadlock or serialization failure: nothing was written. Marked so that
-        # shared/web/contention.py runs the request again; 503 if it keeps losing.
+        # A deadlock or serialization failure: nothing was written.
         log.warning("lock contention", extra={"path": request.url.path, "sqlstate": sqlstate(exc)})
-        detail = "Concurrent changes to the same records; nothing was written. Retry."
-        resp = problem_response(503, "contention", "Busy", detail, request.url.path)
-        resp.headers[RERUN_HEADER] = "1"
-        resp.headers["Retry-After"] = "1"
-        return resp
+        return _contention(request)
     log.exception("database error", extra={"path": request.url.path})
     return problem_response(500, "internal", "Internal error", None, request.url.path)
+
+
+async def _handle_changed(request: Request, exc: Changed) -> JSONResponse:
+    # A record read without a lock changed before the guarded write (shared/kernel/writes.py).
+    log.info("record changed under a write", extra={"path": request.url.path})
+    return _contention(request)
+
+
+def _contention(request: Request) -> JSONResponse:
+    """Marked so that shared/web/contention.py runs the request again; 503 if it keeps losing."""
+    detail = "Concurrent changes to the same records; nothing was written. Retry."
+    resp = problem_response(503, "contention", "Busy", detail, request.url.path)
+    resp.headers[RERUN_HEADER] = "1"
+    resp.headers["Retry-After"] = "1"
+    return resp
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -256,6 +267,7 @@ def install_error_handlers(app: FastAPI) -> None:
     for unavailable in (OperationalError, InterfaceError, OSError, TimeoutError):
         app.add_exception_handler(unavailable, _handle_unavailable)
     app.add_exception_handler(DBAPIError, _handle_dbapi)  # type: ignore[arg-type]
+    app.add_exception_handler(Changed, _handle_changed)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _handle_unexpected)
 
 

@@ -48,8 +48,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.kernel.db import SessionDep, defer
+from shared.kernel.db import SessionDep
 from shared.kernel.errors import problem_response
+from shared.kernel.writes import defer
 from shared.web.policy import Access, v1_router
 from shared.web.schemas import Instant, NameText, Offset, ShortText
 
@@ -122,7 +123,7 @@ async def record_in_transaction(request: Request, session: AsyncSession) -> None
         return
     status = getattr(request.scope.get("route"), "status_code", None) or 200
     table: Table = request.app.state.audit_table
-    # Sent with the request's other deferred rows, in one statement (shared/kernel/db.py).
+    # Sent with the request's other deferred rows, in one statement (shared/kernel/writes.py).
     defer(session, table, _row(request.scope, access, status))
     request.state.audited_status = status
 
