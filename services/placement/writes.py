@@ -11,10 +11,9 @@ runs again (shared/kernel/writes.py `Changed`); an overlap is the same 409, with
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, literal_column, select
+from sqlalchemy import Select, bindparam, literal_column, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,10 +24,8 @@ from shared.contracts.placement import PLACEMENT_STARTED
 from shared.kernel.clock import Clock
 from shared.kernel.errors import sqlstate
 from shared.kernel.settings import Settings
-from shared.kernel.writes import defer, guard
+from shared.kernel.writes import defer_new, guard
 
-PLACEMENT: Table = Placement.__table__  # type: ignore[assignment]
-COLUMNS = tuple(c.name for c in PLACEMENT.columns)
 # The child as the route read it, locked for the statement.
 CHILD_AS_READ: Select[Any] = (
     select(literal_column("1"))
@@ -55,9 +52,6 @@ async def record_placement(
     """A new placement of `child` (from `read_child`), sent with the request's other rows at the
     end of the request, provided the child is still as read."""
     placement = new_placement(child, body, settings=settings, clock=clock)
-    # Set here rather than by the server's now(): the answer is built before the row is sent.
-    placement.created_at = placement.updated_at = datetime.now(UTC)
-    values: dict[str, Any] = {c: getattr(placement, c) for c in COLUMNS}
     child_id, start = child.id, body.start_date
 
     async def refused(session: AsyncSession, exc: DBAPIError) -> BaseException | None:
@@ -75,7 +69,7 @@ async def record_placement(
             "g_protected": child.protected_identity,
         },
     )
-    defer(session, PLACEMENT, values, refused)
+    defer_new(session, placement, refused)
     outbox.add_deferred(
         session, PLACEMENT_STARTED, subject=str(child.id), data=snapshot(placement, child), time=clock.now()
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Executable, Select, Table, bindparam, event, func, insert, select
@@ -46,6 +47,18 @@ class DeferredRow:
 def defer(session: AsyncSession, table: Table, values: dict[str, Any], on_error: OnError | None = None) -> None:
     """Insert this row with the transaction's other deferred rows, in one statement before the commit."""
     session.info.setdefault(DEFERRED, []).append(DeferredRow(table, values, on_error))
+
+
+def defer_new(session: AsyncSession, record: Any, on_error: OnError | None = None) -> None:
+    """Defer the INSERT of a new ORM object, which is not added to the session: its server-set
+    timestamps (`created_at`, `updated_at`) are set here, since the answer is built before the
+    row is sent; every other column must already have its value (None is written as NULL)."""
+    table: Table = record.__table__
+    now = datetime.now(UTC)
+    for stamp in ("created_at", "updated_at"):
+        if stamp in table.c and getattr(record, stamp, None) is None:
+            setattr(record, stamp, now)
+    defer(session, table, {c.name: getattr(record, c.key) for c in table.columns}, on_error)
 
 
 def guard(session: AsyncSession, query: Select[Any], params: dict[str, Any]) -> None:
