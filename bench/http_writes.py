@@ -33,47 +33,48 @@ from shared.local.migrate import _asyncpg_dsn, ensure_database, prepare_database
 
 HEADING = "## HTTP writes"
 LIMITS = """\
-What changed since the run before (issue 18, writes): a write reaches PostgreSQL in two
-statements instead of nine. The child is read without a lock, on a session in autocommit; the
-placement, its outbox row and the request's audit row are then sent as one statement of
-data-modifying CTEs that also locks the child and re-checks that it is as read (district, birth
-date, protected identity; else nothing is written and the request runs again), so that statement is
-the whole transaction: no BEGIN, no COMMIT (services/placement/writes.py, shared/kernel/writes.py,
-whose statement per shape is built once and reused with bind parameters). The pool's pre-ping
-(three statements per checkout) is gone: a pooled connection whose socket the server closed is
-replaced at checkout at no cost, and a request whose connection died before anything was committed
-is run again (tests/kernel/test_reconnect.py). Verified tokens are cached by their sha256 until
-`exp`, so the ES256 check runs once per token. The settings and clock dependencies are async (no
-thread-pool hop), and the OpenTelemetry instrumentation no longer makes `http send`/`http receive`
-spans (three per request; the server span and the statement spans stay).
+What changed since the run before (issue 18, writes): a write reaches PostgreSQL in two statements
+instead of nine. The child is read without a lock, on a session in autocommit; the placement, its
+outbox row and the request's audit row are then sent as one statement of data-modifying CTEs that
+also locks the child and re-checks that it is as read (district, birth date, protected identity;
+else nothing is written and the request runs again), so that statement is the whole transaction: no
+BEGIN, no COMMIT (services/placement/writes.py, shared/kernel/writes.py, whose statement per shape
+is built once and reused with bind parameters). The pool's pre-ping (three statements per checkout)
+is gone: a pooled connection whose socket the server closed is replaced at checkout at no cost, and
+a request whose connection died before anything was committed is run again
+(tests/kernel/test_reconnect.py). Verified tokens are cached by their sha256 until `exp`, so the
+ES256 check runs once per token. The settings and clock dependencies are async (no thread-pool hop),
+and the OpenTelemetry instrumentation no longer makes `http send`/`http receive` spans (three per
+request; the server span and the statement spans stay).
 
-What limits it (profiled 2026-12-01, with other work on the two cores: load average 4-6 during
-the runs, so absolute figures are low for both sides and vary by up to 2x between runs). CPU per
-request in the service's own process (process_time over 1,500 sequential requests in process,
-same embedded PostgreSQL): about 3.5-4.3 ms for `POST /v1/placements` against 1.35 ms for the bare
-endpoint (the profile of 2026-11-23 read about 11.8 ms from /proc during a wrk run). What the
-remaining time is spent on (cProfile of that loop, inclusive; cProfile inflates small calls): FastAPI's dependency resolution
-(`solve_dependencies`: authentication, the access policy, the session, body validation) about
-1.2 ms; SQLAlchemy's ORM session (`Session.get` of the child, the session's transaction
-bookkeeping, statement cache keys) about 1 ms; OpenTelemetry about 0.7 ms (the server span, whose
-name the FastAPI instrumentation finds by matching every route again, 0.3 ms, and a span per
-statement); the outbox relay in the same process, woken by every commit (its advisory lock, claim,
-publish and mark-sent statements; batched under load); the event envelope and response models
-(pydantic) about 0.3 ms; the middleware layers (request id, rate limit, security headers, body
-limit, metrics, audit, rerun) about 0.3 ms together. In the wrk runs about a fifth of the worker's
-samples sit in socket `send` on loopback, which on this VM hands the core to the receiver (PostgreSQL,
-wrk, the broker) at once; the bare endpoint pays that too, for three round trips against two.
+What limits it (profiled 2026-12-01, with other work on the two cores: load average 4-6 during the
+runs, so absolute figures are low for both sides and vary by up to 2x between runs). CPU per request
+in the service's own process (process_time over 1,500 sequential requests in process, same embedded
+PostgreSQL): about 3.5-4.3 ms for `POST /v1/placements` against 1.35 ms for the bare endpoint (the
+profile of 2026-11-23 read about 11.8 ms from /proc during a wrk run). What the remaining time is
+spent on (cProfile of that loop, inclusive; cProfile inflates small calls): FastAPI's dependency
+resolution (`solve_dependencies`: authentication, the access policy, the session, body validation)
+about 1.2 ms; SQLAlchemy's ORM session (the child's `Session.get`, since replaced by a Core read,
+the session's transaction bookkeeping, statement cache keys) about 1 ms; OpenTelemetry about 0.7 ms
+(the server span, whose name the FastAPI instrumentation finds by matching every route again, 0.3
+ms, and a span per statement); the outbox relay in the same process, woken by every commit (its
+advisory lock, claim, publish and mark-sent statements; batched under load); the event envelope and
+response models (pydantic) about 0.3 ms; the middleware layers (request id, rate limit, security
+headers, body limit, metrics, audit, rerun) about 0.3 ms together. In the wrk runs about a fifth of
+the worker's samples sit in socket `send` on loopback, which on this VM hands the core to the
+receiver (PostgreSQL, wrk, the broker) at once; the bare endpoint pays that too, for three round
+trips against two.
 
 The rest of the gap is not in the worker: each Obruten write makes PostgreSQL do more than the bare
 insert does (three inserts with their indexes, the exclusion constraint's GiST check, the child's
-row lock, and then the relay's claim and update of the outbox row) and the broker receive the
-event, on the same two cores as the worker and wrk. What it would take to close it: the relay
-moved out of the request-serving process (its own process or replica), the ORM left out of the
-child's read (a Core row instead of an identity-mapped object), the span name taken from the
-matched route instead of a second route match (the instrumentation's `_get_route_details`), and
-fewer FastAPI dependencies per request (authentication, policy and session as one). Each is a
-fraction of a millisecond; together they would bring the worker near 2.5 ms, which on an idle
-machine would still leave the database's extra work per write as the limit.
+row lock, and then the relay's claim and update of the outbox row) and the broker receive the event,
+on the same two cores as the worker and wrk. What it would take to close it: the relay moved out of
+the request-serving process (its own process or replica), the session left out of the write path (a
+Core connection instead of an ORM session per request), the span name taken from the matched route
+instead of a second route match (the instrumentation's `_get_route_details`), and fewer FastAPI
+dependencies per request (authentication, policy and session as one). Each is a fraction of a
+millisecond; together they would bring the worker near 2.5 ms, which on an idle machine would still
+leave the database's extra work per write as the limit.
 """
 TARGET = 0.70
 BARE_TABLE = """

@@ -29,11 +29,14 @@ def _child_out(access: Access, child: Child) -> schemas.ChildOut:
 
 
 async def _placements_out(
-    session: SessionDep, access: Access, placements: list[Placement]
+    session: SessionDep, access: Access, placements: list[Placement], known: set[uuid.UUID] | None = None
 ) -> list[schemas.PlacementOut]:
     """The placements as this caller may see them: a protected child's location is null
-    unless the policy grants it (shared/web/policy.py, PROTECTED_FIELDS)."""
-    protected_children = await service.protected_children(session, {p.child_id for p in placements})
+    unless the policy grants it (shared/web/policy.py, PROTECTED_FIELDS). `known`: which of
+    their children are protected, when the caller has just read them."""
+    protected_children = (
+        known if known is not None else await service.protected_children(session, {p.child_id for p in placements})
+    )
     out = []
     for p in placements:
         item = schemas.PlacementOut.model_validate(p)
@@ -133,7 +136,8 @@ async def create_placement(
         access.privileged(Privileged.name_caseworker, "body.caseworker")
     placement = await writes.record_placement(session, child, body, settings=settings, clock=clock)
     access.resource_id = str(placement.id)
-    return await _placement_out(session, access, placement)
+    [out] = await _placements_out(session, access, [placement], {child.id} if child.protected_identity else set())
+    return out
 
 
 @router.get("/placements", response_model=schemas.PlacementPage, tags=["placements"])

@@ -40,10 +40,15 @@ CHILD_AS_READ: Select[Any] = (
 )
 
 
+CHILD_BY_ID = select(*Child.__table__.columns).where(Child.id == bindparam("id"))
+
+
 async def read_child(session: AsyncSession, child_id: uuid.UUID) -> Child | None:
-    """The child, unlocked, on a session whose statements each commit on their own."""
-    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return await session.get(Child, child_id)
+    """The child, unlocked, on a session whose statements each commit on their own. A Core read,
+    not the ORM's: the child is only read here, so it is not loaded into the session."""
+    conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    row = (await conn.execute(CHILD_BY_ID, {"id": child_id})).first()
+    return Child(**row._mapping) if row is not None else None
 
 
 async def record_placement(
