@@ -4,8 +4,9 @@ inserting one row through SQLAlchemy, in the same run, on the same PostgreSQL.
 Both run as one uvicorn worker (`obruten serve placement`; `uvicorn bench.bare_app:app`), both
 loaded by wrk with the same connections and duration, alternating rounds so that drift on the
 machine hits both alike. Obruten's request: JWT check, rate limit, security headers, metrics,
-validation (personnummer-free body, child lookup, overlap check), the placement row and its
-outbox row in one transaction, with the outbox relay publishing to the embedded broker meanwhile.
+validation (personnummer-free body, child lookup, overlap check), the placement row, its outbox
+row and its audit row in one statement, with the outbox relay publishing to the embedded broker
+meanwhile.
 
     .venv/bin/python bench/http_writes.py            # print the figures
     .venv/bin/python bench/http_writes.py --write    # and record them in bench/RESULTS.md
@@ -32,30 +33,48 @@ from shared.local.migrate import _asyncpg_dsn, ensure_database, prepare_database
 
 HEADING = "## HTTP writes"
 LIMITS = """\
-What changed since the figures under "Before the performance work": the metrics and hardening
-layers are pure ASGI middleware instead of `@app.middleware("http")` (BaseHTTPMiddleware ran the
-rest of the app in a task joined by memory streams); the overlap check before the insert is gone
-(the exclusion constraint placement_no_overlap decides, and its violation is answered with the
-same 409, `conflicting_placement_id` and field, looked up after the rollback). Meanwhile access
-control and the audit trail arrived in the same path, so the two runs do not measure the same work.
+What changed since the run before (issue 18, writes): a write reaches PostgreSQL in two statements
+instead of nine. The child is read without a lock, on a session in autocommit; the placement, its
+outbox row and the request's audit row are then sent as one statement of data-modifying CTEs that
+also locks the child and re-checks that it is as read (district, birth date, protected identity;
+else nothing is written and the request runs again), so that statement is the whole transaction: no
+BEGIN, no COMMIT (services/placement/writes.py, shared/kernel/writes.py, whose statement per shape
+is built once and reused with bind parameters). The pool's pre-ping (three statements per checkout)
+is gone: a pooled connection whose socket the server closed is replaced at checkout at no cost, and
+a request whose connection died before anything was committed is run again
+(tests/kernel/test_reconnect.py). Verified tokens are cached by their sha256 until `exp`, so the
+ES256 check runs once per token. The settings and clock dependencies are async (no thread-pool hop),
+and the OpenTelemetry instrumentation no longer makes `http send`/`http receive` spans (three per
+request; the server span and the statement spans stay).
 
-What limits it (profiled 2026-11-23). The placement worker is CPU-bound: about 11.8 ms of CPU per request (utime, read
-from /proc during a run), against under 3 ms for the bare endpoint. The profile (py-spy `--gil`) is
-flat: by self time SQLAlchemy 38 %, asyncio 13 %, FastAPI 6 %, asyncpg 6 %, pydantic 4 %, PyJWT
-4 % (the ES256 check, about 0.45 ms: not the limit), the two middlewares now about 2 % in their own
-frames. It follows the number of statements: 9 per request against 3 for the bare endpoint (counted
-with an SQLAlchemy `before_cursor_execute` listener; 11 before the child was locked once and its
-protected flag answered from the session): the pool's pre-ping (`BEGIN`, `;`, `ROLLBACK`), the
-child `SELECT … FOR UPDATE` (which is also the access check's read), `INSERT placement`,
-`INSERT outbox`, `INSERT audit`, `COMMIT`; each costs about 1 ms of Python (statement
-construction, cache key, ORM) plus a socket send that takes 0.1-0.15 ms on this VM. Measured and
-not the limit: the thread-pool hops of the sync dependencies (`_settings`, `get_clock`; made async
-in a scratch copy: no change), the relay (about 1 % of samples). Left as it is on purpose:
-`pool_pre_ping` (three statements; without it, after a PostgreSQL restart the first request on
-each stale pooled connection is answered 503 instead of being retried on a fresh connection).
-The rest is the work the target's baseline does not do: validating a personnummer-backed child,
-authorising, auditing and announcing the write in the same transaction. Even at 6 statements the
-write would not reach 70 % of one that validates and inserts a single row.
+What limits it (profiled 2026-12-01, with other work on the two cores: load average 4-6 during the
+runs, so absolute figures are low for both sides and vary by up to 2x between runs). CPU per request
+in the service's own process (process_time over 1,500 sequential requests in process, same embedded
+PostgreSQL): about 3.5-4.3 ms for `POST /v1/placements` against 1.35 ms for the bare endpoint (the
+profile of 2026-11-23 read about 11.8 ms from /proc during a wrk run). What the remaining time is
+spent on (cProfile of that loop, inclusive; cProfile inflates small calls): FastAPI's dependency
+resolution (`solve_dependencies`: authentication, the access policy, the session, body validation)
+about 1.2 ms; SQLAlchemy's ORM session (the child's `Session.get`, since replaced by a Core read,
+the session's transaction bookkeeping, statement cache keys) about 1 ms; OpenTelemetry about 0.7 ms
+(the server span, whose name the FastAPI instrumentation finds by matching every route again, 0.3
+ms, and a span per statement); the outbox relay in the same process, woken by every commit (its
+advisory lock, claim, publish and mark-sent statements; batched under load); the event envelope and
+response models (pydantic) about 0.3 ms; the middleware layers (request id, rate limit, security
+headers, body limit, metrics, audit, rerun) about 0.3 ms together. In the wrk runs about a fifth of
+the worker's samples sit in socket `send` on loopback, which on this VM hands the core to the
+receiver (PostgreSQL, wrk, the broker) at once; the bare endpoint pays that too, for three round
+trips against two.
+
+The rest of the gap is not in the worker: each Obruten write makes PostgreSQL do more than the bare
+insert does (three inserts with their indexes, the exclusion constraint's GiST check, the child's
+row lock, and then the relay's claim and update of the outbox row) and the broker receive the event,
+on the same two cores as the worker and wrk. What it would take to close it: the relay moved out of
+the request-serving process (its own process or replica), the session left out of the write path (a
+Core connection instead of an ORM session per request), the span name taken from the matched route
+instead of a second route match (the instrumentation's `_get_route_details`), and fewer FastAPI
+dependencies per request (authentication, policy and session as one). Each is a fraction of a
+millisecond; together they would bring the worker near 2.5 ms, which on an idle machine would still
+leave the database's extra work per write as the limit.
 """
 TARGET = 0.70
 BARE_TABLE = """

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Query, Request, status
 
-from services.placement import children, imports, schemas, service
+from services.placement import children, imports, schemas, service, writes
 from services.placement.models import Child, Placement
 from services.placement.settings import PlacementSettingsDep
 from shared.contracts.placement import PlacementSnapshot
@@ -30,11 +30,14 @@ def _child_out(access: Access, child: Child) -> schemas.ChildOut:
 
 
 async def _placements_out(
-    session: SessionDep, access: Access, placements: list[Placement]
+    session: SessionDep, access: Access, placements: list[Placement], known: set[uuid.UUID] | None = None
 ) -> list[schemas.PlacementOut]:
     """The placements as this caller may see them: a protected child's location is null
-    unless the policy grants it (shared/web/policy.py, PROTECTED_FIELDS)."""
-    protected_children = await service.protected_children(session, {p.child_id for p in placements})
+    unless the policy grants it (shared/web/policy.py, PROTECTED_FIELDS). `known`: which of
+    their children are protected, when the caller has just read them."""
+    protected_children = (
+        known if known is not None else await service.protected_children(session, {p.child_id for p in placements})
+    )
     out = []
     for p in placements:
         item = schemas.PlacementOut.model_validate(p)
@@ -128,7 +131,8 @@ async def create_placement(
 ) -> schemas.PlacementOut:
     """Record a placement. Refused while another placement of the child overlaps it. Naming
     the responsible caseworker (`caseworker`) is a district manager's or an administrator's act."""
-    child = await service.lock_child(session, body.child_id)
+    # Read unlocked; the write locks the child and writes only if it is still as read (writes.py).
+    child = await writes.read_child(session, body.child_id)
     if child is not None:
         access.check(child.district, service.child_not_found("body.child_id"))
     access.check_new(body.district, "body.district")
@@ -136,9 +140,10 @@ async def create_placement(
         raise service.child_not_found("body.child_id")
     if body.caseworker is not None:
         access.privileged(Privileged.name_caseworker, "body.caseworker")
-    placement = await service.create_placement(session, child, body, settings=settings, own=own, clock=clock)
+    placement = await writes.record_placement(session, child, body, settings=settings, own=own, clock=clock)
     access.resource_id = str(placement.id)
-    return await _placement_out(session, access, placement)
+    [out] = await _placements_out(session, access, [placement], {child.id} if child.protected_identity else set())
+    return out
 
 
 @router.get("/placements", response_model=schemas.PlacementPage, tags=["placements"])

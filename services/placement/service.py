@@ -142,8 +142,7 @@ def child_not_found(field: str) -> Problem:
     return Problem(404, "not-found", "Child not found", "No child with that id.", field=field)
 
 
-async def create_placement(
-    session: AsyncSession,
+def new_placement(
     child: Child,
     body: schemas.PlacementFields,
     *,
@@ -153,9 +152,8 @@ async def create_placement(
     previous: Placement | None = None,
     prefix: str = "body.",
     external_id: str | None = None,
-    imported: bool = False,
 ) -> Placement:
-    """A new placement of `child`, which the caller has locked (`lock_child`)."""
+    """A new placement of `child` as the rules allow it, not yet written."""
     check_district(settings.districts, body.district, f"{prefix}district")
     check_dates(
         child,
@@ -169,7 +167,7 @@ async def create_placement(
     )
     # No overlap query first: the exclusion constraint placement_no_overlap decides (it must
     # anyway, for concurrent writers), which saves a round trip on every write that succeeds.
-    placement = Placement(
+    return Placement(
         id=uuid.uuid4(),
         child_id=child.id,
         district=body.district,
@@ -187,14 +185,41 @@ async def create_placement(
         external_id=external_id,
         version=1,
     )
+
+
+async def create_placement(
+    session: AsyncSession,
+    child: Child,
+    body: schemas.PlacementFields,
+    *,
+    settings: Settings,
+    own: PlacementSettings,
+    clock: Clock,
+    previous: Placement | None = None,
+    prefix: str = "body.",
+    external_id: str | None = None,
+    imported: bool = False,
+) -> Placement:
+    """A new placement of `child`, which the caller has locked (`lock_child`), written at once
+    (services/placement/writes.py sends a request's single placement with its other rows instead)."""
+    placement = new_placement(
+        child,
+        body,
+        settings=settings,
+        own=own,
+        clock=clock,
+        previous=previous,
+        prefix=prefix,
+        external_id=external_id,
+    )
     session.add(placement)
-    child_id = child.id  # a rollback in _overlap expires `child`
+    child_id = child.id  # a rollback in overlap expires `child`
     try:
         await session.flush()
     except IntegrityError as exc:
         if sqlstate(exc) != EXCLUSION_VIOLATION:
             raise
-        raise await _overlap(session, child_id, body.start_date, f"{prefix}start_date") from exc
+        raise await overlap(session, child_id, body.start_date, f"{prefix}start_date") from exc
     await _emit(session, PLACEMENT_STARTED, placement, child, clock, imported=imported)
     return placement
 
@@ -202,7 +227,7 @@ async def create_placement(
 EXCLUSION_VIOLATION = "23P01"
 
 
-async def _overlap(session: AsyncSession, child_id: uuid.UUID, start: date, field: str) -> Problem:
+async def overlap(session: AsyncSession, child_id: uuid.UUID, start: date, field: str) -> Problem:
     """The answer to a placement the exclusion constraint refused."""
     if session.in_nested_transaction():
         # An import line (shared/web/imports.py): its savepoint is rolled back, the request's

@@ -96,7 +96,9 @@ async def create_start(
     day at most OBRUTEN_SCHOOL_MAX_PLANNED_DAYS (default 30) ahead (a planned start, `planned:
     true`; it counts from its day unless withdrawn before). Refused while an earlier start of the
     same placement has no school end."""
-    start = await service.create_start(session, body, client=client, settings=settings, clock=clock, access=access)
+    start = await service.create_start(
+        session, body, client=client, settings=settings, clock=clock, access=access, deferred=True
+    )
     access.resource_id = str(start.id)
     [out] = await _starts_out(session, access, [start], clock)
     return out

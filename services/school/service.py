@@ -13,7 +13,7 @@ from datetime import date
 
 from sqlalchemy import ColumnElement, Select, exists, func, or_, select
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -41,6 +41,7 @@ from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.clock import Clock
 from shared.kernel.errors import Problem, invalid, not_found
 from shared.kernel.settings import Settings
+from shared.kernel.writes import defer_new
 from shared.web.policy import Access
 
 # The provenance of a record typed in through the API; the SS 12000 intake's are `ss12000:<source>`.
@@ -214,14 +215,22 @@ async def _flush_start(session: AsyncSession) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        # Only reachable if a writer bypassed the placement lock; the constraint still holds.
-        raise Problem(
-            409,
-            "school-start-open",
-            "School start already recorded",
-            "Another school start overlaps this one.",
-            field="body.start_date",
-        ) from exc
+        raise _start_overlap() from exc
+
+
+async def _start_refused(session: AsyncSession, exc: DBAPIError) -> BaseException | None:
+    return _start_overlap() if isinstance(exc, IntegrityError) else None
+
+
+def _start_overlap() -> Problem:
+    # Only reachable if a writer bypassed the placement lock; the constraint still holds.
+    return Problem(
+        409,
+        "school-start-open",
+        "School start already recorded",
+        "Another school start overlaps this one.",
+        field="body.start_date",
+    )
 
 
 async def create_start(
@@ -234,6 +243,7 @@ async def create_start(
     settings: Settings | None = None,
     provenance: str = CASEWORKER,
     external_id: str | None = None,
+    deferred: bool = False,
 ) -> SchoolStart:
     placement = await placement_for_write(session, placement_view, client, body.placement_id, access)
     provision, code = _what_started(body)
@@ -254,18 +264,19 @@ async def create_start(
         provenance=provenance,
         external_id=external_id,
     )
-    session.add(start)
-    await _flush_start(session)
+    if deferred:  # the start, its event and the audit row in one statement (shared/kernel/writes.py)
+        defer_new(session, start, _start_refused)
+    else:
+        session.add(start)
+        await _flush_start(session)
     # Only the teaching team may know where a protected child goes to school: the event names
     # the school unit only when the placement service has just confirmed the child unprotected.
     publishable = code is not None and not await confirmed_protected(session, client, placement)
-    await outbox.add(
-        session,
-        SCHOOL_STARTED,
-        subject=str(start.child_id),
-        data=started(start, clock.today(), publishable=publishable),
-        time=clock.now(),
-    )
+    data = started(start, clock.today(), publishable=publishable)
+    if deferred:
+        outbox.add_deferred(session, SCHOOL_STARTED, subject=str(start.child_id), data=data, time=clock.now())
+    else:
+        await outbox.add(session, SCHOOL_STARTED, subject=str(start.child_id), data=data, time=clock.now())
     return start
 
 

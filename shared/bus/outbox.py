@@ -41,6 +41,7 @@ from shared.contracts.envelope import EventData, EventType, make_event
 from shared.contracts.topics import TOPICS
 from shared.kernel.settings import Settings
 from shared.kernel.tracing import SpanKind, continuing, current_traceparent
+from shared.kernel.writes import OnError, defer
 
 log = logging.getLogger("obruten.outbox")
 # While another replica's relay holds the publishing lock: how soon to try again.
@@ -79,21 +80,40 @@ class Outbox:
     async def add(
         self, session: AsyncSession, etype: EventType, *, subject: str, data: EventData, time: datetime
     ) -> str:
-        traceparent = current_traceparent()
-        event = make_event(etype, source=self.source, subject=subject, data=data, time=time, traceparent=traceparent)
-        await session.execute(
-            self.table.insert().values(
-                id=event.id,
-                aggregatetype=etype.topic,
-                aggregateid=subject,
-                type=etype.type,
-                payload=event.model_dump(mode="json", exclude_none=True),
-                traceparent=traceparent,
-            )
-        )
+        values = self.row(etype, subject=subject, data=data, time=time)
+        await session.execute(self.table.insert().values(**values))
         # Lets the session dependency wake the relay right after the commit.
         session.info["outbox_written"] = True
-        return event.id
+        return str(values["id"])
+
+    def add_deferred(
+        self,
+        session: AsyncSession,
+        etype: EventType,
+        *,
+        subject: str,
+        data: EventData,
+        time: datetime,
+        on_error: OnError | None = None,
+    ) -> str:
+        """As `add`, the row sent with the request's other deferred rows in one statement before
+        the commit (shared/kernel/writes.py `defer`): for a request whose record is deferred too."""
+        values = self.row(etype, subject=subject, data=data, time=time)
+        defer(session, self.table, values, on_error)
+        session.info["outbox_written"] = True
+        return str(values["id"])
+
+    def row(self, etype: EventType, *, subject: str, data: EventData, time: datetime) -> dict[str, Any]:
+        traceparent = current_traceparent()
+        event = make_event(etype, source=self.source, subject=subject, data=data, time=time, traceparent=traceparent)
+        return {
+            "id": event.id,
+            "aggregatetype": etype.topic,
+            "aggregateid": subject,
+            "type": etype.type,
+            "payload": event.model_dump(mode="json", exclude_none=True),
+            "traceparent": traceparent,
+        }
 
     async def backlog(self, session: AsyncSession) -> tuple[int, float | None]:
         """Unsent rows and the age in seconds of the oldest one."""

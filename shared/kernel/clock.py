@@ -54,7 +54,8 @@ class FixedClock:
         self._now += delta
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a hop per request.
     clock: Clock = request.app.state.clock
     return clock
 

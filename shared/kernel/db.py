@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, event, func
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +16,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.kernel.errors import is_disconnect
+from shared.kernel.writes import send_deferred
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -45,19 +49,31 @@ class TimestampMixin:
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        # A restarted PostgreSQL leaves dead connections in the pool; ping before use
-        # so the first request after a restart does not fail on one of them.
-        pool_pre_ping=True,
+        # No pre-ping (three statements on every checkout). A restarted PostgreSQL leaves dead
+        # connections in the pool: those whose socket the server closed are replaced at checkout
+        # at no cost (_discard_closed), and a request that still meets a dead one before it
+        # committed anything is run again (get_session, shared/web/contention.py).
         pool_timeout=5,
         connect_args={"timeout": 5, "command_timeout": 30},
         # A statement's parameters (a personnummer, a location) stay out of exception messages,
         # and so out of every log line and traceback.
         hide_parameters=True,
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed)
+    return engine
+
+
+def _discard_closed(dbapi_connection: Any, connection_record: Any, connection_proxy: Any) -> None:
+    """A pooled connection whose socket is gone (the server shut down or restarted: it closes
+    every session's socket, and asyncpg notices while the connection sits idle) is replaced by a
+    fresh one before the caller sees it: the pool reconnects on DisconnectionError."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("pooled connection closed by the server")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -95,13 +111,24 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         try:
-            yield session
-            # The audit row of a request that went well commits with what it did (shared/web/audit.py).
-            before_commit: Callable[[Request, AsyncSession], Awaitable[None]] | None = getattr(
-                request.app.state, "before_commit", None
-            )
-            if before_commit is not None:
-                await before_commit(request, session)
+            try:
+                yield session
+                # The audit row of a request that went well commits with what it did (shared/web/audit.py).
+                before_commit: Callable[[Request, AsyncSession], Awaitable[None]] | None = getattr(
+                    request.app.state, "before_commit", None
+                )
+                if before_commit is not None:
+                    await before_commit(request, session)
+            except DBAPIError as exc:
+                if is_disconnect(exc):
+                    # The connection died before COMMIT was sent, so the server wrote nothing of
+                    # this transaction: the request may run again (shared/kernel/errors.py marks
+                    # the answer, shared/web/contention.py reruns it on a fresh connection).
+                    request.state.rerun_safe = True
+                raise
+            # Not so for the deferred rows (shared/kernel/writes.py), which in autocommit are the
+            # commit, nor for COMMIT itself: a connection lost under either leaves the outcome unknown.
+            await send_deferred(session)
             await session.commit()
         except BaseException:
             await session.rollback()

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.kernel.logging import request_id
+from shared.kernel.writes import Changed
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://obruten.se/problems/"
@@ -205,31 +206,50 @@ async def _handle_integrity(request: Request, exc: IntegrityError) -> JSONRespon
     )
 
 
+# Set on the answer the request may be run again after (a lost deadlock; a connection that
+# died before COMMIT): shared/web/contention.py reruns it and strips the header.
+RERUN_HEADER = "x-obruten-contention"
+
+
 async def _handle_unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
-    return problem_response(
+    resp = problem_response(
         503,
         "unavailable",
         "Service unavailable",
         "The database is unreachable; nothing was written. Retry later.",
         request.url.path,
     )
+    if getattr(request.state, "rerun_safe", False):
+        # shared/kernel/db.py get_session: nothing of the request was committed.
+        resp.headers[RERUN_HEADER] = "1"
+    return resp
 
 
 async def _handle_dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
-    if exc.connection_invalidated or _connection_lost(exc):
+    if is_disconnect(exc):
         return await _handle_unavailable(request, exc)
     if sqlstate(exc) in ("40001", "40P01"):
-        # A deadlock or serialization failure: nothing was written. Marked so that
-        # shared/web/contention.py runs the request again; 503 if it keeps losing.
+        # A deadlock or serialization failure: nothing was written.
         log.warning("lock contention", extra={"path": request.url.path, "sqlstate": sqlstate(exc)})
-        detail = "Concurrent changes to the same records; nothing was written. Retry."
-        resp = problem_response(503, "contention", "Busy", detail, request.url.path)
-        resp.headers["x-obruten-contention"] = "1"
-        resp.headers["Retry-After"] = "1"
-        return resp
+        return _contention(request)
     log.exception("database error", extra={"path": request.url.path})
     return problem_response(500, "internal", "Internal error", None, request.url.path)
+
+
+async def _handle_changed(request: Request, exc: Changed) -> JSONResponse:
+    # A record read without a lock changed before the guarded write (shared/kernel/writes.py).
+    log.info("record changed under a write", extra={"path": request.url.path})
+    return _contention(request)
+
+
+def _contention(request: Request) -> JSONResponse:
+    """Marked so that shared/web/contention.py runs the request again; 503 if it keeps losing."""
+    detail = "Concurrent changes to the same records; nothing was written. Retry."
+    resp = problem_response(503, "contention", "Busy", detail, request.url.path)
+    resp.headers[RERUN_HEADER] = "1"
+    resp.headers["Retry-After"] = "1"
+    return resp
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -247,6 +267,7 @@ def install_error_handlers(app: FastAPI) -> None:
     for unavailable in (OperationalError, InterfaceError, OSError, TimeoutError):
         app.add_exception_handler(unavailable, _handle_unavailable)
     app.add_exception_handler(DBAPIError, _handle_dbapi)  # type: ignore[arg-type]
+    app.add_exception_handler(Changed, _handle_changed)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _handle_unexpected)
 
 
@@ -257,7 +278,12 @@ def install_error_handlers(app: FastAPI) -> None:
 _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03")
 
 
-def _connection_lost(exc: DBAPIError) -> bool:
+def is_disconnect(exc: BaseException) -> bool:
+    """The connection died under a statement, or the server is shutting down or not yet up."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
     state = sqlstate(exc)
     return state is not None and state.startswith(_UNAVAILABLE_STATES)
 

@@ -36,7 +36,8 @@ log = logging.getLogger("obruten.app")
 SHUTDOWN_WAIT_SECONDS = 10.0
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a hop per request.
     settings: Settings = request.app.state.settings
     return settings
 

@@ -5,8 +5,9 @@ table (a trigger refuses UPDATE and DELETE; see each service's migration 0002). 
 skip it, because they do not write it:
 
 * A request whose route returns normally writes its row inside the request's own transaction,
-  just before the commit (the `before_commit` hook of `shared.kernel.db.get_session`): a write and its
-  audit row commit together or not at all, and a failing audit insert fails the request.
+  just before the commit (the `before_commit` hook of `shared.kernel.db.get_session`), in the same
+  statement as the request's other deferred rows (shared/kernel/writes.py): a write and its audit
+  row commit together or not at all, and a failing audit insert fails the request.
 * Every other request (refused by the policy, a 404, a validation error, a crash, a route without
   a session) is written by `AuditMiddleware` in a short transaction of its own once the status is
   known, and the response is held until that row is committed: no answer leaves without its row.
@@ -50,6 +51,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import problem_response
+from shared.kernel.writes import defer
 from shared.web.policy import Access, v1_router
 from shared.web.schemas import Instant, NameText, Offset, ShortText
 
@@ -122,7 +124,8 @@ async def record_in_transaction(request: Request, session: AsyncSession) -> None
         return
     status = getattr(request.scope.get("route"), "status_code", None) or 200
     table: Table = request.app.state.audit_table
-    await session.execute(insert(table).values(**_row(request.scope, access, status)))
+    # Sent with the request's other deferred rows, in one statement (shared/kernel/writes.py).
+    defer(session, table, _row(request.scope, access, status))
     request.state.audited_status = status
 
 

@@ -5,6 +5,11 @@ services/placement/service.py), so PostgreSQL should not have to break a deadloc
 (SQLSTATE 40P01), or a serializable transaction loses (40001), nothing was written: the request
 is run again from the start, a few times with a short jittered pause. When it keeps losing, the
 answer is 503 problem+json with Retry-After, never a 500.
+
+The same holds for a request whose database connection proved dead before its COMMIT was sent
+(a PostgreSQL restart; the pool has no pre-ping): the server kept nothing of it, and it is run
+again on a fresh connection (shared/kernel/db.py get_session marks it). Reads too: they write
+nothing, so they are always safe to run again.
 """
 
 from __future__ import annotations
@@ -16,14 +21,14 @@ import random
 from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.kernel.errors import sqlstate
+from shared.kernel.errors import RERUN_HEADER, sqlstate
 
 log = logging.getLogger("obruten.contention")
 
 CONTENTION_STATES = frozenset({"40001", "40P01"})
 # Set by the error handler on a contention answer, so this layer knows it may run the request
 # again; removed before anything reaches the client.
-MARK = b"x-obruten-contention"
+MARK = RERUN_HEADER.encode()
 ATTEMPTS = 4
 
 
@@ -32,15 +37,15 @@ def is_contention(exc: DBAPIError) -> bool:
 
 
 class RetryOnContention:
-    """Runs a /v1 write again when its first answer was a contention 503 (see MARK). Sits inside
-    the audit layer, so the trail records the request once, with its final answer."""
+    """Runs a request again when its first answer was a 503 marked safe to rerun (see MARK). Sits
+    inside the audit layer, so the trail records the request once, with its final answer."""
 
     def __init__(self, app: ASGIApp, attempts: int = ATTEMPTS) -> None:
         self.app = app
         self.attempts = attempts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         body, more = await _read_body(receive)
@@ -51,12 +56,15 @@ class RetryOnContention:
             last = attempt == self.attempts
             if await self._attempt(scope, _replay(body, receive), send, last=last):
                 return
-            log.info("lock contention; running the request again", extra={"attempt": attempt})
+            log.info("lock contention or a lost connection; running the request again", extra={"attempt": attempt})
             await asyncio.sleep(random.uniform(0.01, 0.05) * attempt)
 
     async def _attempt(self, scope: Scope, receive: Receive, send: Send, *, last: bool) -> bool:
         """True when the answer went to the client; False when it was a contention to retry."""
         dropped = False
+        state = scope.get("state")
+        if isinstance(state, dict):
+            state.pop("rerun_safe", None)  # what an earlier attempt found says nothing of this one
 
         async def send_or_drop(message: Message) -> None:
             nonlocal dropped

@@ -69,7 +69,7 @@ async def test_a_deadlock_that_still_happens_is_retried_and_at_worst_503(service
             sqlstate = "40P01"
 
         def deadlock(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            if statement.startswith("INSERT INTO placement ") and failures["left"] > 0:
+            if "INSERT INTO placement " in statement and failures["left"] > 0:
                 failures["left"] -= 1
                 raise DBAPIError(statement, None, Deadlock())
 
