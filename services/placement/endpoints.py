@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Query, Request, status
 
-from services.placement import children, imports, schemas, service, writes
+from services.placement import children, imports, listing, schemas, service, writes
 from services.placement.models import Child, Placement
 from services.placement.settings import PlacementSettingsDep
 from shared.contracts.placement import PlacementSnapshot
@@ -160,10 +160,10 @@ async def list_placements(
 ) -> schemas.PlacementPage:
     if district is not None:
         check_district(settings.districts, district, "query.district")
-    stmt = service.list_query(
+    stmt = listing.list_query(
         district=district, form=form.value if form else None, active_on=active_on, child_id=child_id
     ).where(access.list_filter(district, Placement.district))
-    items, total = await service.list_placements(session, stmt, limit=limit, offset=offset)
+    items, total = await listing.list_placements(session, stmt, limit=limit, offset=offset)
     return schemas.PlacementPage(
         items=await _placements_out(session, access, items), total=total, limit=limit, offset=offset
     )
