@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Table, bindparam, case, func, null, select
+from sqlalchemy import DateTime, Table, case, func, literal, null, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,27 +92,19 @@ def make_after_batch(ctx: Context) -> Callable[[AsyncSession], Any]:
 async def note_arrivals(session: AsyncSession, ctx: Context, placement_ids: set[uuid.UUID]) -> None:
     """When notify first learnt of each placement on file, and of its end, on notify's clock:
     what the settle period counts from (services/notify/facts.py)."""
-    await session.execute(_ARRIVALS, {"ids": sorted(placement_ids), "now": ctx.clock.now()})
-
-
-def _arrivals() -> Any:
     pv = placement_view.c
-    now = bindparam("now", type_=DateTime(timezone=True))
+    now = literal(ctx.clock.now(), DateTime(timezone=True))
     ended = case((pv.end_date.is_not(None), now), else_=null())
-    # The table, not the mapped class: an ORM insert given parameters would be a bulk insert.
-    arrival = cast(Table, PlacementArrival.__table__)
-    stmt = pg_insert(arrival).from_select(
+    stmt = pg_insert(PlacementArrival).from_select(
         ["placement_id", "first_seen_at", "ended_seen_at"],
-        select(pv.placement_id, now, ended).where(any_of(pv.placement_id, "ids")),
+        select(pv.placement_id, now, ended).where(any_of(pv.placement_id, sorted(placement_ids))),
     )
-    return stmt.on_conflict_do_update(
-        index_elements=[arrival.c.placement_id],
-        set_={"ended_seen_at": func.coalesce(arrival.c.ended_seen_at, stmt.excluded.ended_seen_at)},
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[PlacementArrival.placement_id],
+            set_={"ended_seen_at": func.coalesce(PlacementArrival.ended_seen_at, stmt.excluded.ended_seen_at)},
+        )
     )
-
-
-# Built once: the same statement object is a cache hit for SQLAlchemy's compiler.
-_ARRIVALS = _arrivals()
 
 
 async def apply_event(session: AsyncSession, event: CloudEvent) -> uuid.UUID | None:

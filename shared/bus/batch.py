@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
@@ -42,18 +42,20 @@ class BatchHandler:
         await self.apply(session, [event])
 
 
-def unnest(table: Table, columns: Sequence[str]) -> Select[Any]:
+def unnest(table: Table, columns: Sequence[str], *, prefix: str = "") -> Select[Any]:
     """`SELECT … FROM unnest(:c1, :c2, …)`: rows whose values come as one array per column, each
-    bound parameter named after its column and typed as an array of the column's type."""
-    arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
+    bound parameter named after its column (after `prefix`: an UPDATE reserves the column names)
+    and typed as an array of the column's type."""
+    arrays = [bindparam(prefix + name, type_=ARRAY(table.c[name].type)) for name in columns]
     rows = func.unnest(*arrays).table_valued(*columns).render_derived()
     return select(*[rows.c[name] for name in columns])
 
 
-def any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
-    """`column = ANY(:name)`, the values one array parameter: one statement text for any number
-    of values (an IN list makes a new one, and a new prepared statement, per length)."""
-    return column == func.any(bindparam(name, type_=ARRAY(column.type)))
+def any_of(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column = ANY($1)`, the values one array parameter: one statement text for any number of
+    values, where an IN list makes a new one (and a new prepared statement) for each length and
+    binds each value on its own."""
+    return cast(ColumnElement[bool], column == func.any(literal(list(values), ARRAY(column.type))))
 
 
 def by_column(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
