@@ -72,6 +72,7 @@ multi-row projection upsert per batch (the highest version per placement first),
 prebuilt once with bind parameters, and more consumers (one per partition, across processes).
 """
 TARGET = 0.50
+NO_IDEMPOTENCE = {"OBRUTEN_KAFKA_IDEMPOTENT_PRODUCER": "false"}
 
 
 def events(n: int) -> list[tuple[str, str, str, str]]:
@@ -103,10 +104,10 @@ async def count(url: str, sql: str) -> int:
 async def obruten(stack: Stack, rows: list[tuple[str, str, str, str]], spy: Path) -> dict[str, float]:
     placement_url = stack.settings.service_database_url("placement")
     notify_url = stack.settings.service_database_url("notify")
-    env = {"OBRUTEN_NOTIFY_TICK_INTERVAL_SECONDS": "3600"}
+    env = {"OBRUTEN_NOTIFY_TICK_INTERVAL_SECONDS": "3600", **NO_IDEMPOTENCE}
     with (
         serve(stack, "notify", free_port(), **env) as notify,
-        serve(stack, "placement", free_port()) as placement,
+        serve(stack, "placement", free_port(), **NO_IDEMPOTENCE) as placement,
     ):
         await asyncio.sleep(5)  # the consumer has joined its group
         conn = await asyncpg.connect(**_asyncpg_dsn(placement_url))  # type: ignore[arg-type]
@@ -233,6 +234,8 @@ async def run(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory(prefix="obruten-bench-") as tmp:
         work = Path(tmp)
         stack = Stack(work)
+        # The embedded broker (tansu) lacks the idempotent producer (shared/local/runner.py does the same).
+        stack.settings = stack.settings.model_copy(update={"kafka_idempotent_producer": False})
         try:
             for service in ("placement", "notify"):
                 await prepare_database(service, stack.settings.service_database_url(service))
