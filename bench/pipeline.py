@@ -6,11 +6,14 @@ processes. N `obruten.placement.started` events are written into placement's out
 transaction; the clock runs from that commit until notify's projection (placement_view) holds all
 N. Each event crosses: relay claim (FOR UPDATE SKIP LOCKED) → Kafka (acks=all) → mark sent →
 consumer → envelope and data validation → one transaction per partition batch: the batch's inbox
-claim, a projection upsert per event, then the due index and the evaluation of four rules for
-every placement the batch touched → offset commit.
+claim and its projection rows, one statement each, then the due index and the evaluation of four
+rules for every placement the batch touched → offset commit.
 
-Baseline: one aiokafka producer (acks=all, same linger) sends the same N payloads and one
-aiokafka consumer in a group reads them back, nothing else.
+Baselines, in the same run on the same broker and database: one aiokafka producer (acks=all, same
+linger) sends the same N payloads and one aiokafka consumer in a group reads them back, nothing
+else; and the same with each message decoded into the projection's row and all rows written with
+one asyncpg `COPY` into a table of placement_view's shape in notify's database (the target's
+baseline: what a consumer that persists must do at the least).
 
     .venv/bin/python bench/pipeline.py            # print the figures
     .venv/bin/python bench/pipeline.py --write    # and record them in bench/RESULTS.md
@@ -46,30 +49,29 @@ from shared.local.migrate import _asyncpg_dsn, prepare_database
 
 HEADING = "## Event pipeline"
 LIMITS = """\
-What changed since the figures under "Before the performance work" (one transaction per event):
-first, each partition batch (up to 500 events) in one transaction with a SAVEPOINT per event and
-one offset commit after the batch's commit; then (2026-11-30) the savepoints only when a batch
-holds an event that cannot be applied (the batch is rolled back and applied again with them, so
-that event alone is dead-lettered), one inbox `INSERT … ON CONFLICT DO NOTHING RETURNING` for the
-whole batch, and notify's evaluation once per batch for every placement the batch touched (one
-due-index insert, one lock, one facts load, one alerts lock, one due-time update) instead of once
-per event. Alerts then follow what is known when the batch commits, as they follow what is known
-at each tick; a school start and its end learnt together resolve the open alert's episode and open
-the next (reason `clock_restarted`), as one-by-one delivery would. Also fixed in the benchmark
-itself: the Obruten side was timed after the py-spy block, which waits for the profile's full
-length (20 s for 3,000 events), so any run faster than that showed as 20 s; it is now timed when
-the projection holds every event. Measured the same day, same commands: 158 events/s before these
-changes, 541 with batch evaluation, 708 with the batch inbox claim as well.
+What changed (2026-12-01, issue 18): notify's consumer applies a partition batch set-based: the
+inbox claim, the placement rows and the caseworker rows each one `INSERT … SELECT FROM unnest(…)`
+for the whole batch (the newest version of each placement first, so duplicates and late versions
+change nothing), the envelope parsed in one pydantic-core pass and its data validated once; the
+batch's evaluation reads its due rows, facts and alerts with `= ANY(array)` (one prepared
+statement whatever the count) and writes the due times in one `UPDATE … FROM unnest(…)`. The
+new baseline is the least a consumer that persists must do: consume, decode each message into the
+projection's row and write the rows with one `COPY`.
 
-What limits it. Notify's consumer, CPU-bound on one core, now about 1.4 ms per `placement.started`
-event: the envelope's and data's pydantic validation, the projection upsert (one statement per
-event, built by SQLAlchemy each time: statement construction and cache-key generation were the
-largest shares in cProfile on 2026-11-23, then asyncpg and the socket sends), and the batch's
-evaluation spread over its events. Raw aiokafka does no validation and no database work at all; a consumer that
-records each event durably and exactly once in PostgreSQL, from Python, on the same two cores as
-the broker and the database, will not reach half of it. Next steps, in order of effect: one
-multi-row projection upsert per batch (the highest version per placement first), statements
-prebuilt once with bind parameters, and more consumers (one per partition, across processes).
+What limits it. First the relay, unchanged here (shared/bus/outbox.py): the outbox drains at the
+rate in the table's first row (the outbox drained after about half the run), in batches of
+`outbox_batch_size` (200), each row's jsonb payload decoded and re-encoded, sent and marked sent
+in the placement process; the projection cannot finish before its last event is published.
+Second, notify: events arrive as the relay trickles them out, so a partition batch holds tens of
+events, not hundreds, and each batch pays its fixed costs: a transaction and its commit (fsync),
+the inbox claim, the evaluation of the placements it touched (due rows inserted and locked, facts
+in two statements, alerts locked, four rules in Python, due times written: a quarter to a third
+of notify's samples) and a span per event (about 7 %). The baseline does one `COPY` for all rows and evaluates
+nothing. All of it shares two cores with the broker, PostgreSQL and the relay. What would close
+the gap, in order of effect: the relay publishing the stored payload text as it is and larger
+batches; notify applying the partitions of one fetch in one transaction (one claim, one
+evaluation, one commit, then each partition's offset) or in concurrent ones, as `obruten replay`
+now does; more notify replicas (one partition range each).
 """
 TARGET = 0.50
 NO_IDEMPOTENCE = {"OBRUTEN_KAFKA_IDEMPOTENT_PRODUCER": "false"}
