@@ -56,10 +56,11 @@ batch. Evaluating: about 240 µs of Python CPU per placement (the four rules' as
 largest share, then turning rows into facts and SQLAlchemy's result handling) and about 160 µs of
 PostgreSQL statements per placement (the due-time `UPDATE` of its four rows the largest).
 Both phases are CPU-bound in one Python process that shares two cores with PostgreSQL, the broker
-and, during these runs, three other sessions' tests and benchmarks: measured twice on 2026-12-01
-at 1,000,000 events, 416 s at load average 9.2 (applying 168 s, evaluating 248 s) and 320 s at
-4.3 (161 s and 159 s), so the figure follows how much of the two cores the replay gets.
-What would close the gap: the final evaluation spread over processes (one per core, each a range
+and, during these runs, three other sessions' tests and benchmarks: measured three times on
+2026-12-01 at 1,000,000 events, 416 s at load average 9.2 (applying 168 s, evaluating 248 s) and
+320 s at 4.3 (161 s and 159 s) on this branch before it was rebased onto main, 249 s at 3.5
+(114 s and 136 s) after, so the verdict follows how much of the two cores the replay gets.
+What would give it margin: the final evaluation spread over processes (one per core, each a range
 of placement ids; the locks already make that safe), the rules skipping
 placements they cannot cover before building an assessment, and not re-evaluating a placement
 whose facts are unchanged since its due rows were last written.
