@@ -12,9 +12,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ARRAY, Text, func, literal, select, true, update
+from sqlalchemy import ARRAY, Table, Text, bindparam, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,6 +25,7 @@ from services.notify.mail import queue as mail_queue
 from services.notify.models import Alert, AlertDue, placement_view
 from services.notify.rules import assess as r
 from services.notify.schedule import note_due
+from shared.bus.batch import any_of, unnest
 from shared.contracts.alerts import RULE_NAMES
 
 
@@ -47,7 +48,7 @@ async def evaluate_placements(session: AsyncSession, ctx: Context, placement_ids
             ["placement_id", "rule"],
             select(pv.placement_id, rules.c.rule)
             .select_from(placement_view.join(rules, true()))
-            .where(pv.placement_id.in_(ids))
+            .where(any_of(pv.placement_id, ids))
             .order_by(pv.placement_id, rules.c.rule),
         )
         .on_conflict_do_nothing()
@@ -55,7 +56,7 @@ async def evaluate_placements(session: AsyncSession, ctx: Context, placement_ids
     locked = (
         await session.execute(
             select(AlertDue.placement_id, AlertDue.rule)
-            .where(AlertDue.placement_id.in_(ids))
+            .where(any_of(AlertDue.placement_id, ids))
             .order_by(AlertDue.placement_id, AlertDue.rule)
             .with_for_update()
         )
@@ -107,7 +108,7 @@ async def _evaluate_pairs(session: AsyncSession, ctx: Context, pairs: Sequence[t
     session.info[mail_queue.RULES_KEY] = ctx.rules  # mail: the ladder's step names
     alerts: dict[tuple[uuid.UUID, str], Alert] = {}
     for alert in await session.scalars(
-        select(Alert).where(Alert.placement_id.in_(list(loaded.facts))).order_by(Alert.id).with_for_update()
+        select(Alert).where(any_of(Alert.placement_id, loaded.facts)).order_by(Alert.id).with_for_update()
     ):
         alerts[(alert.placement_id, alert.rule)] = alert
     now, today = ctx.clock.now(), ctx.today()
@@ -116,22 +117,48 @@ async def _evaluate_pairs(session: AsyncSession, ctx: Context, pairs: Sequence[t
         head = loaded.head_of.get(pid)
         if head is not None and head != pid and (head, rule) in locked:
             await hand_over(session, ctx, alerts, pid, head, rule, now, today)
-    updates: list[dict[str, Any]] = []
-    for pid, rule in pairs:
-        due_at: datetime | None = None
-        if loaded.head_of.get(pid) == pid and rule in RULE_NAMES:
-            f = loaded.facts[pid]
-            assessment = r.assess(rule, ctx.rules, f, today)
-            # History rows and alert changes go out in one batched flush after the loop, not one per alert.
-            with session.no_autoflush:
+    updates: list[tuple[uuid.UUID, str, datetime | None]] = []
+    # History rows and alert changes go out in one batched flush after the loop, not one per alert.
+    with session.no_autoflush:
+        for pid, rule in pairs:
+            due_at: datetime | None = None
+            if loaded.head_of.get(pid) == pid and rule in RULE_NAMES:
+                f = loaded.facts[pid]
+                assessment = r.assess(rule, ctx.rules, f, today)
                 current = alerts.get((pid, rule))
-                hold = loaded.hold(pid, now)
-                due_on, held = await apply_assessment(session, ctx, assessment, f, current, now, today, hold)
-            times = [t for t in (ctx.midnight(due_on) if due_on else None, held) if t is not None]
-            due_at = min(times) if times else None
-        updates.append({"placement_id": pid, "rule": rule, "due_at": due_at, "evaluated_at": now})
+                due_on, held = await apply_assessment(
+                    session, ctx, assessment, f, current, now, today, loaded.hold(pid, now)
+                )
+                times = [t for t in (ctx.midnight(due_on) if due_on else None, held) if t is not None]
+                due_at = min(times) if times else None
+            updates.append((pid, rule, due_at))
     await session.flush()
-    if updates:
-        await session.execute(update(AlertDue), updates)
-        # Wakes the evaluation loop (and other replicas') when a due time is earlier than it sleeps until.
-        await note_due(session, ctx.schedule, (u["due_at"] for u in updates))
+    await write_due_times(session, updates, now)
+    # Wakes the evaluation loop (and other replicas') when a due time is earlier than it sleeps until.
+    await note_due(session, ctx.schedule, (due_at for _, _, due_at in updates))
+
+
+async def write_due_times(
+    session: AsyncSession, rows: Sequence[tuple[uuid.UUID, str, datetime | None]], evaluated_at: datetime
+) -> None:
+    """Every change of a due time goes through here: the (placement, rule) pairs just assessed,
+    each with its next due time (None: nothing changes with time alone), in one statement."""
+    if rows:
+        placement_ids, rules, due_at = (list(column) for column in zip(*rows, strict=True))
+        params = {"new_placement_id": placement_ids, "new_rule": rules, "new_due_at": due_at, "now": evaluated_at}
+        await session.execute(_SET_DUE, params)
+
+
+def _set_due() -> Any:
+    table = cast(Table, AlertDue.__table__)
+    rows = unnest(table, ["placement_id", "rule", "due_at"], prefix="new_").subquery("new")
+    return (
+        update(table)
+        .where(table.c.placement_id == rows.c.placement_id, table.c.rule == rows.c.rule)
+        .values(due_at=rows.c.due_at, evaluated_at=bindparam("now", type_=table.c.evaluated_at.type))
+    )
+
+
+# Built once: the same statement object is a cache hit for SQLAlchemy's compiler. Core, not ORM:
+# an ORM update given rows is a bulk update by primary key, one execution per row.
+_SET_DUE = _set_due()

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notify.context import Context
 from services.notify.models import Examination, PlacementArrival, SchoolAttendance, SchoolPlan, placement_view
 from services.notify.rules import assess as r
+from shared.bus.batch import any_of
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Loaded:
 def children_of(placement_ids: Iterable[uuid.UUID]) -> Any:
     """Every placement of the children of these placements (a subquery of placement ids)."""
     pv = placement_view.c
-    kids = select(pv.child_id).where(pv.placement_id.in_(list(placement_ids)))
+    kids = select(pv.child_id).where(any_of(pv.placement_id, placement_ids))
     return select(pv.placement_id).where(pv.child_id.in_(kids))
 
 
@@ -98,13 +99,13 @@ async def _add_records(session: AsyncSession, facts: dict[uuid.UUID, r.Facts]) -
                 SchoolAttendance.start_date.label("first"),
                 SchoolAttendance.end_date.label("second"),
                 no_kind.label("kind"),
-            ).where(SchoolAttendance.placement_id.in_(ids)),
+            ).where(any_of(SchoolAttendance.placement_id, ids)),
             select(literal("plan"), SchoolPlan.placement_id, SchoolPlan.drawn_up_on, no_date, no_kind).where(
-                SchoolPlan.placement_id.in_(ids)
+                any_of(SchoolPlan.placement_id, ids)
             ),
             select(
                 literal("exam"), Examination.placement_id, Examination.completed_on, no_date, Examination.kind
-            ).where(Examination.placement_id.in_(ids), Examination.completed_on.is_not(None)),
+            ).where(any_of(Examination.placement_id, ids), Examination.completed_on.is_not(None)),
         )
     )
     for row in rows:

@@ -4,6 +4,7 @@ its effect, so a redelivered event changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,12 +18,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.bus.batch import BatchHandler, event_span, event_spans, first_time, unnest
 from shared.bus.kafka import consumer_options, ensure_topics, make_producer, stop_within, within
 from shared.contracts.envelope import REGISTRY, CloudEvent
 from shared.contracts.topics import TOPIC_DEADLETTER, TOPIC_OWNERS, TOPICS
 from shared.kernel.errors import sqlstate
 from shared.kernel.settings import Settings
-from shared.kernel.tracing import SpanKind, batch_span, continuing
+from shared.kernel.tracing import batch_span
 
 log = logging.getLogger("obruten.inbox")
 
@@ -50,26 +52,32 @@ def inbox_table(metadata: MetaData) -> Table:
 
 async def claim(session: AsyncSession, table: Table, event: CloudEvent) -> bool:
     """Record the event as processed; False when it already was (a redelivery)."""
-    result = await session.execute(
-        insert(table)
-        .values(source=event.source, event_id=event.id, type=event.type)
-        .on_conflict_do_nothing()
-        .returning(table.c.event_id)
-    )
-    return result.first() is not None
+    return bool(await claim_many(session, table, [event]))
 
 
 async def claim_many(session: AsyncSession, table: Table, events: Sequence[CloudEvent]) -> set[tuple[str, str]]:
     """`claim` for a batch in one statement: the (source, id) of the events not processed before."""
     if not events:
         return set()
-    rows = await session.execute(
+    params = {
+        "source": [e.source for e in events],
+        "event_id": [e.id for e in events],
+        "type": [e.type for e in events],
+    }
+    rows = await session.execute(_claim_statement(table), params)
+    return {(row.source, row.event_id) for row in rows}
+
+
+@functools.cache
+def _claim_statement(table: Table) -> Any:
+    # Built once per inbox: the same statement object is a cache hit for SQLAlchemy's compiler.
+    columns = ["source", "event_id", "type"]
+    return (
         insert(table)
-        .values([{"source": e.source, "event_id": e.id, "type": e.type} for e in events])
+        .from_select(columns, unnest(table, columns))
         .on_conflict_do_nothing()
         .returning(table.c.source, table.c.event_id)
     )
-    return {(row.source, row.event_id) for row in rows}
 
 
 class _Generations(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -189,13 +197,18 @@ class EventConsumer:
         if record.value is None:
             raise PoisonEvent("empty message")
         try:
-            raw = json.loads(record.value)
-        except ValueError as exc:
-            raise PoisonEvent(f"not JSON: {exc}") from exc
-        try:
-            event = CloudEvent.model_validate(raw)
-        except ValidationError as exc:
-            raise PoisonEvent(f"not a CloudEvent: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from exc
+            # Parsed and validated in one pass by pydantic-core; what fails is read again below
+            # to say why (not JSON, or not a CloudEvent).
+            event = CloudEvent.model_validate_json(record.value)
+        except ValidationError:
+            try:
+                raw = json.loads(record.value)
+            except ValueError as exc:
+                raise PoisonEvent(f"not JSON: {exc}") from exc
+            try:
+                event = CloudEvent.model_validate(raw)
+            except ValidationError as exc:
+                raise PoisonEvent(f"not a CloudEvent: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from exc
         etype = REGISTRY.get(event.type)
         if etype is None:
             raise PoisonEvent(f"unknown event type {event.type}")
@@ -284,12 +297,7 @@ class EventConsumer:
                 if not isolate:
                     # One inbox statement for the batch; an event twice in it is applied once.
                     fresh = await claim_many(session, self.inbox, [event for _, event in events])
-                    for _, event in events:
-                        key = (event.source, event.id)
-                        if key in fresh:
-                            fresh.discard(key)
-                            with _event_span(self.group_id, event):
-                                await self.handler(session, event)
+                    await self._apply_fresh(session, [e for _, e in events if first_time(fresh, e)])
                 else:
                     for record, event in events:
                         reason = await self._apply_isolated(session, event)
@@ -301,10 +309,21 @@ class EventConsumer:
             self.after_commit(session)
         return rejected
 
+    async def _apply_fresh(self, session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+        """The batch's events not seen before: all at once for a BatchHandler (set-based SQL),
+        else one by one."""
+        if isinstance(self.handler, BatchHandler):
+            with event_spans(self.group_id, events):
+                await self.handler.apply(session, events)
+            return
+        for event in events:
+            with event_span(self.group_id, event):
+                await self.handler(session, event)
+
     async def _apply_isolated(self, session: AsyncSession, event: CloudEvent) -> str | None:
         """One event under its own savepoint; the reason it was refused, or None."""
         try:
-            with _event_span(self.group_id, event):
+            with event_span(self.group_id, event):
                 async with session.begin_nested():
                     if await claim(session, self.inbox, event):
                         await self.handler(session, event)
@@ -361,15 +380,6 @@ class EventConsumer:
     async def close(self) -> None:
         if self._producer is not None:
             await stop_within(self._producer, 5)
-
-
-def _event_span(group: str, event: CloudEvent) -> Any:
-    return continuing(
-        f"{group} apply {event.type}",
-        event.traceparent,
-        kind=SpanKind.CONSUMER,
-        **{"messaging.system": "kafka", "messaging.message.id": event.id, "cloudevents.event_type": event.type},
-    )
 
 
 def _data_error(exc: DBAPIError) -> bool:

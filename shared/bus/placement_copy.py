@@ -8,8 +8,9 @@ service asks the placement service over HTTP and stores the same snapshot.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import httpx
@@ -19,6 +20,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from shared.bus.batch import BatchHandler, by_column, newest, unnest
 from shared.bus.inbox import event_data
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.placement import PlacementSnapshot
@@ -85,14 +87,33 @@ async def placement_by_external_id(session: AsyncSession, table: Table, external
 
 async def upsert_placement(session: AsyncSession, table: Table, snapshot: PlacementSnapshot) -> bool:
     """Store the snapshot unless a newer version is already there; True when it was stored."""
-    values = _row(snapshot, table)
-    stmt = insert(table).values(**values)
+    return bool(await upsert_placements(session, table, [snapshot]))
+
+
+async def upsert_placements(
+    session: AsyncSession, table: Table, snapshots: Sequence[PlacementSnapshot]
+) -> set[uuid.UUID]:
+    """Store each placement's newest snapshot of these, in one statement, unless a newer version
+    is already on file; the placements stored. Duplicates and late versions change nothing."""
+    rows = [_row(s, table) for s in newest(snapshots, key=lambda s: s.placement_id, version=lambda s: s.version)]
+    if not rows:
+        return set()
+    statement, columns = _upsert_statement(table)
+    stored = await session.execute(statement, by_column(rows, columns))
+    return set(stored.scalars())
+
+
+@functools.cache
+def _upsert_statement(table: Table) -> tuple[Any, list[str]]:
+    """Built once per table, so SQLAlchemy compiles it once (its text does not depend on the rows)."""
+    columns = [c.name for c in table.c if c.name != "updated_at"]
+    stmt = insert(table).from_select(columns, unnest(table, columns))
     upsert = stmt.on_conflict_do_update(
         index_elements=[table.c.placement_id],
-        set_={**{k: stmt.excluded[k] for k in values if k != "placement_id"}, "updated_at": func.now()},
+        set_={**{k: stmt.excluded[k] for k in columns if k != "placement_id"}, "updated_at": func.now()},
         where=table.c.version < stmt.excluded.version,
     ).returning(table.c.placement_id)
-    return (await session.execute(upsert)).first() is not None
+    return upsert, columns
 
 
 async def protected_placements(session: AsyncSession, table: Table, placement_ids: set[uuid.UUID]) -> set[uuid.UUID]:
@@ -177,22 +198,22 @@ async def require_placement(
 AfterUpsert = Callable[[AsyncSession, CloudEvent, PlacementSnapshot], Awaitable[None]]
 
 
-def placement_consumer(
-    table: Table, after_upsert: AfterUpsert | None = None
-) -> Callable[[AsyncSession, CloudEvent], Awaitable[None]]:
-    """The consumer handler of `obruten.placement` for a service keeping its copy in `table`;
-    `after_upsert` runs in the same transaction when a newer version was stored (the school
-    service recomputes what it derived from the placement's dates)."""
+def placement_consumer(table: Table, after_upsert: AfterUpsert | None = None) -> BatchHandler:
+    """The consumer handler of `obruten.placement` for a service keeping its copy in `table`:
+    a batch's newest version of each placement in one statement. `after_upsert` runs in the same
+    transaction for each placement whose newer version was stored (the school service recomputes
+    what it derived from the placement's dates), with the event that brought that version."""
 
-    async def apply_placement_event(session: AsyncSession, event: CloudEvent) -> None:
-        """Consumer handler for `obruten.placement`: keep the newest version of each placement."""
-        data = event_data(event)
-        stored = isinstance(data, PlacementSnapshot) and await upsert_placement(session, table, data)
-        if stored and after_upsert is not None:
-            assert isinstance(data, PlacementSnapshot)
-            await after_upsert(session, event, data)
+    async def apply_placement_events(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+        received = [(e, d) for e in events if isinstance(d := event_data(e), PlacementSnapshot)]
+        stored = await upsert_placements(session, table, [snapshot for _, snapshot in received])
+        if after_upsert is None or not stored:
+            return
+        for event, snapshot in newest(received, key=lambda r: r[1].placement_id, version=lambda r: r[1].version):
+            if snapshot.placement_id in stored:
+                await after_upsert(session, event, snapshot)
 
-    return apply_placement_event
+    return BatchHandler(apply_placement_events)
 
 
 def is_protected(placement: RowMapping) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 SCHEMA_BASE = "https://obruten.se/schemas/events/"
 
@@ -47,6 +47,9 @@ class CloudEvent(BaseModel):
         default=None, description="CloudEvents distributed-tracing extension: W3C Trace Context tracestate."
     )
     data: dict[str, Any]
+    # The data's model once parsed, with the dict it was parsed from (EventType.parse): a consumer
+    # validates an event on receipt and its handler reads the model, without validating twice.
+    _parsed: tuple[dict[str, Any], Any] | None = PrivateAttr(default=None)
 
 
 class EventData(BaseModel):
@@ -69,7 +72,13 @@ class EventType:
         return f"{SCHEMA_BASE}{self.type}/v{self.version}"
 
     def parse(self, event: CloudEvent) -> Any:
-        return self.data_model.model_validate(event.data)
+        cached = event._parsed
+        # Only for this very dict: a copy of the event with other data is parsed afresh.
+        if cached is not None and cached[0] is event.data and isinstance(cached[1], self.data_model):
+            return cached[1]
+        data = self.data_model.model_validate(event.data)
+        event._parsed = (event.data, data)
+        return data
 
 
 REGISTRY: dict[str, EventType] = {}

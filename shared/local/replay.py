@@ -18,10 +18,11 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.inbox import EventConsumer
@@ -33,6 +34,9 @@ from shared.kernel.settings import Settings
 from shared.web.registry import service as registered
 
 log = logging.getLogger("obruten.replay")
+
+# Partition batches applied at once (`_drain`).
+APPLIERS = 2
 
 
 @dataclass
@@ -119,14 +123,33 @@ async def _take_every_partition(consumer: AIOKafkaConsumer, start: _FromTheStart
 
 async def _drain(consumer: AIOKafkaConsumer, applier: EventConsumer, start: _FromTheStart) -> int:
     """Apply everything from the beginning, committing as it goes, until a fetch comes back empty
-    with every partition at its end offset (events written meanwhile are applied too)."""
+    with every partition at its end offset (events written meanwhile are applied too).
+
+    Up to APPLIERS partition batches are applied at once, each in its own transaction, so that one
+    is parsed while another waits for the database; batches of one partition stay in order, and
+    a partition's offset is committed only after its batch's transaction."""
     events = 0
+    running: dict[TopicPartition, asyncio.Task[None]] = {}
+    slots = asyncio.Semaphore(APPLIERS)  # never more transactions than that (the pool is small)
+
+    async def apply(tp: TopicPartition, records: Sequence[Any], before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await before
+        async with slots:
+            await applier._process_batch(records)
+        await consumer.commit({tp: records[-1].offset + 1})
+
     while True:
         batches = await consumer.getmany(timeout_ms=500, max_records=applier.max_batch)
         for tp, records in batches.items():
-            await applier._process_batch(records)
-            await consumer.commit({tp: records[-1].offset + 1})
+            running[tp] = asyncio.create_task(apply(tp, records, running.get(tp)))
             events += len(records)
+        while len(running) > (APPLIERS - 1 if batches else 0):
+            done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+            for tp, task in list(running.items()):
+                if task in done:
+                    del running[tp]
+                    task.result()  # a batch that failed stops the replay
         if batches or not start.assigned:
             continue
         partitions = list(consumer.assignment())

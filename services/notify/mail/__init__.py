@@ -8,7 +8,7 @@
     digest     the daily digest
     endpoints  /v1/people, /v1/mail-recipients, /v1/mail-deliveries
 
-The rest of notify calls in at three places only: the consumer's handler (`record_caseworker`),
+The rest of notify calls in at three places only: the consumer's handler (`record_caseworkers`),
 an alert transition (`queue.on_transition`) and the app's background tasks (`run_mail`).
 """
 

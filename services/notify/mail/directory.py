@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.mail.models import MailMessage, MailPerson, MailRecipient, PlacementCaseworker
+from shared.bus.batch import by_column, newest, unnest
 from shared.bus.inbox import event_data
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.placement import PLACEMENT_CHANGED, PLACEMENT_ENDED, PLACEMENT_STARTED, PlacementSnapshot
@@ -20,21 +21,31 @@ from shared.kernel.errors import Problem, not_found
 _PLACEMENT_EVENTS = {PLACEMENT_STARTED.type, PLACEMENT_CHANGED.type, PLACEMENT_ENDED.type}
 
 
-async def record_caseworker(session: AsyncSession, event: CloudEvent) -> None:
-    """The consumer's part for mail: keep the caseworker of the newest placement version."""
-    if event.type not in _PLACEMENT_EVENTS:
-        return
-    snapshot: PlacementSnapshot = event_data(event)
-    stmt = pg_insert(PlacementCaseworker).values(
-        placement_id=snapshot.placement_id, caseworker=snapshot.caseworker, version=snapshot.version
+async def record_caseworkers(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+    """The consumer's part for mail: keep the caseworker of each placement's newest version
+    (one statement for a batch; an older version than the one on file changes nothing)."""
+    snapshots: list[PlacementSnapshot] = [event_data(e) for e in events if e.type in _PLACEMENT_EVENTS]
+    rows = [
+        {"placement_id": s.placement_id, "caseworker": s.caseworker, "version": s.version}
+        for s in newest(snapshots, key=lambda s: s.placement_id, version=lambda s: s.version)
+    ]
+    if rows:
+        await session.execute(_CASEWORKERS, by_column(rows, _COLUMNS))
+
+
+def _caseworkers() -> Any:
+    table = cast(Table, PlacementCaseworker.__table__)
+    stmt = pg_insert(table).from_select(_COLUMNS, unnest(table, _COLUMNS))
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.placement_id],
+        set_={"caseworker": stmt.excluded.caseworker, "version": stmt.excluded.version},
+        where=table.c.version < stmt.excluded.version,
     )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[PlacementCaseworker.placement_id],
-            set_={"caseworker": stmt.excluded.caseworker, "version": stmt.excluded.version},
-            where=PlacementCaseworker.version < stmt.excluded.version,
-        )
-    )
+
+
+_COLUMNS = ["placement_id", "caseworker", "version"]
+# Built once: the same statement object is a cache hit for SQLAlchemy's compiler.
+_CASEWORKERS = _caseworkers()
 
 
 async def put_person(
