@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 
+from shared.kernel.runtime import kernel_runtime
+
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
@@ -55,7 +57,7 @@ class FixedClock:
 
 
 def get_clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.clock
+    clock: Clock = kernel_runtime(request.app).clock
     return clock
 
 
