@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer
 
 from shared.contracts.topics import TOPIC_PLACEMENT
 from shared.local.embedded import EmbeddedBroker, free_port
+from shared.web.runtime import runtime
 from tests.fixtures.factories import child_body, placement_body
 from tests.fixtures.support import eventually
 
@@ -48,7 +49,7 @@ async def test_writes_succeed_while_the_broker_is_down_and_events_arrive_once_af
     s = {"kafka_bootstrap_servers": broker.bootstrap, "kafka_request_timeout_ms": 2000}
     try:
         async with service_client("placement", settings_override=s) as client:
-            relay = client.app.state.relay  # type: ignore[attr-defined]
+            relay = runtime(client.app).relay
             first_child = (await client.post("/v1/children", json=child_body(1))).json()["id"]
             assert (
                 await client.post("/v1/placements", json=placement_body(first_child, start=DAY0))
