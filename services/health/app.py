@@ -15,6 +15,7 @@ from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings, get_settings
 from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
 from shared.web.placement_client import close_placement_client, open_placement_client
+from shared.web.runtime import runtime
 
 SPEC = ServiceSpec(
     name="health",
@@ -38,5 +39,5 @@ def create_app(
     settings: Settings | None = None, clock: Clock | None = None, service_settings: HealthSettings | None = None
 ) -> FastAPI:
     app = create_service_app(SPEC, settings or get_settings(), clock)
-    app.state.health_settings = service_settings or HealthSettings()
+    runtime(app).extra = service_settings or HealthSettings()
     return app

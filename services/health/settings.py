@@ -7,6 +7,8 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import Request
 
+from shared.web.runtime import extra
+
 
 def _env(name: str) -> AliasChoices:
     # OBRUTEN_HEALTH_<NAME>; OBRUTEN_<NAME>, its name while it was a shared setting, still works.
@@ -28,5 +30,5 @@ class HealthSettings(BaseSettings):
 
 
 def health_settings(request: Request) -> HealthSettings:
-    own: HealthSettings = request.app.state.health_settings
+    own: HealthSettings = extra(request.app, HealthSettings)
     return own

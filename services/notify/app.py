@@ -21,6 +21,7 @@ from services.notify.models import audit, inbox, outbox
 from services.notify.policy import ROUTES
 from services.notify.projection import make_after_batch, project
 from services.notify.rules.calendar import outside_every_school_year
+from services.notify.runtime import NotifyRuntime, notify_runtime
 from services.notify.schedule import Schedule
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import destinations, docs, secrets
@@ -31,6 +32,7 @@ from shared.kernel.clock import Clock, SystemClock
 from shared.kernel.settings import Settings, get_settings
 from shared.kernel.tracing import tracer
 from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
+from shared.web.runtime import runtime
 
 log = logging.getLogger("obruten.notify")
 
@@ -38,12 +40,12 @@ log = logging.getLogger("obruten.notify")
 def check_school_year(app: FastAPI) -> bool:
     """Today outside every configured school year: a warning in the log (once a day) and the
     metric set, so that nobody counts on term breaks that are not configured. True when outside."""
-    ctx: Context = app.state.notify_context
+    ctx: Context = notify_runtime(app).context
     today = ctx.today()
-    outside = outside_every_school_year(app.state.notify_school_years, today)
-    app.state.notify_metrics.outside_school_year.set(1 if outside else 0)
-    if outside and app.state.notify_warned_on != today:
-        app.state.notify_warned_on = today
+    outside = outside_every_school_year(notify_runtime(app).school_years, today)
+    notify_runtime(app).metrics.outside_school_year.set(1 if outside else 0)
+    if outside and notify_runtime(app).warned_on != today:
+        notify_runtime(app).warned_on = today
         log.warning(
             "today lies outside every configured school year; add its calendar (OBRUTEN_NOTIFY_SCHOOL_YEARS_DIR)",
             extra={"today": today.isoformat(), "pauses_in_term_breaks": ctx.rules.school_gap.pause_in_term_breaks},
@@ -53,38 +55,37 @@ def check_school_year(app: FastAPI) -> bool:
 
 async def evaluate(app: FastAPI) -> int:
     """One evaluation tick against the app's clock; tests call it after moving a FixedClock."""
-    ns: NotifySettings = app.state.notify_settings
+    ns: NotifySettings = notify_runtime(app).settings
     check_school_year(app)
     return await evaluate_due(
-        app.state.sessionmaker,
-        app.state.notify_context,
+        runtime(app).sessionmaker,
+        notify_runtime(app).context,
         batch_size=ns.tick_batch_size,
-        after_commit=app.state.commit_hooks,
+        after_commit=runtime(app).commit_hooks,
     )
 
 
 async def _tick_loop(app: FastAPI) -> None:
     """Evaluates, then sleeps until the earliest due time (at most tick_interval_seconds), woken
     earlier by a write of an earlier one (services/notify/schedule.py)."""
-    schedule: Schedule = app.state.notify_schedule
+    schedule = notify_runtime(app).schedule
     failures = 0
     while True:
         try:
             with tracer.start_as_current_span("notify tick"):
                 await evaluate(app)
-            app.state.notify_metrics.tick_succeeded()
+            notify_runtime(app).metrics.tick_succeeded()
             failures = 0
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             failures += 1
             log.warning("evaluation tick failed; retrying after a pause", extra={"error": repr(exc)})
-        await schedule.wait(app.state.sessionmaker, failures=failures)
+        await schedule.wait(runtime(app).sessionmaker, failures=failures)
 
 
 async def _listen(app: FastAPI) -> None:
-    schedule: Schedule = app.state.notify_schedule
-    await schedule.listen(app.state.engine)
+    await notify_runtime(app).schedule.listen(runtime(app).engine)
 
 
 async def _sender(app: FastAPI) -> None:
@@ -95,14 +96,16 @@ async def _sender(app: FastAPI) -> None:
         if session.info.get("webhook_written"):
             wake.set()
 
-    app.state.commit_hooks.register(wake_sender)
+    runtime(app).commit_hooks.register(wake_sender)
 
     async def resolve(host: str, port: int) -> list[str]:
         # Looked up at each call, so that a test can stand a resolver in for DNS.
-        resolver: destinations.Resolver = app.state.webhook_resolver
+        resolver: destinations.Resolver = notify_runtime(app).webhook_resolver
         return await resolver(host, port)
 
-    await run_sender(app.state.sessionmaker, app.state.notify_settings, wake, resolve, app.state.notify_metrics)
+    await run_sender(
+        runtime(app).sessionmaker, notify_runtime(app).settings, wake, resolve, notify_runtime(app).metrics
+    )
 
 
 # What runs beside the relay and the consumer; the registered spec (spec.py) carries the same.
@@ -150,16 +153,19 @@ def create_app(
         background=BACKGROUND,
     )
     app = create_service_app(spec, settings, clock)
-    app.state.notify_settings = ns
-    app.state.notify_context = ctx
-    app.state.notify_schedule = schedule
-    app.state.commit_hooks.register(schedule.on_commit)
-    nm = NotifyMetrics(app.state.metrics)
-    app.state.notify_metrics = nm
-    app.state.metrics.on_scrape.append(lambda: nm.refresh(app.state.sessionmaker))
-    app.state.webhook_resolver = destinations.system_resolver
+    kernel = runtime(app)
+    kernel.commit_hooks.register(schedule.on_commit)
+    nm = NotifyMetrics(kernel.metrics)
+    kernel.metrics.on_scrape.append(lambda: nm.refresh(kernel.sessionmaker))
+    kernel.extra = NotifyRuntime(
+        settings=ns,
+        context=ctx,
+        schedule=schedule,
+        metrics=nm,
+        webhook_resolver=destinations.system_resolver,
+        school_years=ns.load_school_years(),
+        warned_on=None,
+    )
     mail.install(app)
     docs.document(app)
-    app.state.notify_school_years = ns.load_school_years()
-    app.state.notify_warned_on = None
     return app

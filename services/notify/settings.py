@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.notify.rules.calendar import SHIPPED, SchoolYear, load_school_years, with_calendars
 from services.notify.rules.config import RulesConfig, load_rules_file, parse_rules
+from services.notify.runtime import notify_runtime
 
 
 class NotifySettings(BaseSettings):
@@ -97,7 +98,7 @@ class NotifySettings(BaseSettings):
 
 
 def _notify_settings(request: Request) -> NotifySettings:
-    ns: NotifySettings = request.app.state.notify_settings
+    ns: NotifySettings = notify_runtime(request.app).settings
     return ns
 
 

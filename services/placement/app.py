@@ -15,6 +15,7 @@ from shared.contracts.topics import TOPIC_SCHOOL
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings, get_settings
 from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
+from shared.web.runtime import runtime
 
 SPEC = ServiceSpec(
     name="placement",
@@ -36,5 +37,5 @@ def create_app(
     settings: Settings | None = None, clock: Clock | None = None, service_settings: PlacementSettings | None = None
 ) -> FastAPI:
     app = create_service_app(SPEC, settings or get_settings(), clock)
-    app.state.placement_settings = service_settings or PlacementSettings()
+    runtime(app).extra = service_settings or PlacementSettings()
     return app

@@ -9,6 +9,8 @@ from fastapi import Depends, Request
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.web.runtime import extra
+
 
 class PlacementSettings(BaseSettings):
     # A misspelt keyword is refused (extra="forbid"); fields are given by name or by env name.
@@ -26,7 +28,7 @@ class PlacementSettings(BaseSettings):
 
 
 def _placement_settings(request: Request) -> PlacementSettings:
-    own: PlacementSettings = request.app.state.placement_settings
+    own: PlacementSettings = extra(request.app, PlacementSettings)
     return own
 
 

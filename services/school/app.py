@@ -9,6 +9,7 @@ from services.school.endpoints import router
 from services.school.models import audit, inbox, outbox, placement_view
 from services.school.policy import ROUTES
 from services.school.reports.endpoints import router as reports_router
+from services.school.runtime import SchoolRuntime
 from services.school.ss12000.push import router as ss12000_push_router
 from services.school.ss12000.runner import run_intake
 from services.school.ss12000.settings import IntakeSettings, parse_sources
@@ -18,6 +19,7 @@ from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings, get_settings
 from shared.web.app import ConsumerSpec, ServiceSpec, create_service_app
 from shared.web.placement_client import close_placement_client, open_placement_client
+from shared.web.runtime import runtime
 
 # What runs beside the relay and the consumer; the registered spec (spec.py) carries the same.
 BACKGROUND = (run_intake,)
@@ -52,5 +54,5 @@ def create_app(
     # A malformed OBRUTEN_SCHOOL_SS12000_SOURCES stops the service here, naming the entry at fault.
     parse_sources(intake.sources)
     app = create_service_app(SPEC, settings, clock)
-    app.state.ss12000_settings = intake
+    runtime(app).extra = SchoolRuntime(ss12000_settings=intake)
     return app

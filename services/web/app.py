@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.web import child, followup, inbox, people, search, signin
 from services.web.backend import ApiError, Backend, Unavailable
-from services.web.context import Forbidden, SignInRequired, Web
+from services.web.context import Forbidden, SignInRequired, Web, WebRuntime
 from services.web.oidc import OidcClient
 from services.web.render import Pages
 from services.web.sessions import SessionStore, safe_next
@@ -81,9 +81,7 @@ def create_app(
             await web.backend.close()
 
     app = FastAPI(title="Obruten web", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.web = web
-    app.state.settings = settings
-    app.state.authenticator = Authenticator(settings)
+    app.state.runtime = WebRuntime(web=web, settings=settings, authenticator=Authenticator(settings))
     _install_headers(app, content_security_policy(settings))
     static = resources.files("services.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

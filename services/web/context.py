@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 
 from services.web.access import Page, may_see
 from services.web.backend import Backend, PersonApi
@@ -15,6 +15,7 @@ from services.web.settings import WebSettings
 from services.web.texts import Texts
 from shared.kernel.clock import Clock
 from shared.kernel.settings import Settings
+from shared.web.auth import Authenticator
 
 
 @dataclass
@@ -31,6 +32,22 @@ class Web:
     dev_key: bytes | None = None
 
 
+@dataclass(kw_only=True)
+class WebRuntime:
+    """The web app's one attribute on app.state (a service app keeps a ServiceRuntime there)."""
+
+    web: Web
+    settings: Settings
+    authenticator: Authenticator
+
+
+def web_runtime(app: FastAPI) -> WebRuntime:
+    found = getattr(app.state, "runtime", None)
+    if not isinstance(found, WebRuntime):
+        raise RuntimeError("this app has no web runtime (the web app is built by services.web.app.create_app)")
+    return found
+
+
 class SignInRequired(Exception):
     """No live session: sign in (again)."""
 
@@ -40,7 +57,7 @@ class Forbidden(Exception):
 
 
 def get_web(request: Request) -> Web:
-    web: Web = request.app.state.web
+    web: Web = web_runtime(request.app).web
     return web
 
 

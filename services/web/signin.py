@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.web.access import home
-from services.web.context import SessionDep, Web, WebDep, checked_form
+from services.web.context import SessionDep, Web, WebDep, checked_form, web_runtime
 from services.web.oidc import SignInFailed
 from services.web.people import register_email
 from services.web.sessions import PendingLogin, WebSession, safe_next, same_secret
@@ -34,7 +34,7 @@ def _see_other(url: str) -> RedirectResponse:
 async def _start_session(
     request: Request, web: Web, token: str, *, development: bool, email: str | None = None, next: str | None = None
 ) -> Response:
-    authenticator: Authenticator = request.app.state.authenticator
+    authenticator: Authenticator = web_runtime(request.app).authenticator
     principal = await asyncio.to_thread(authenticator.verify, token)
     expires = float(jwt.decode(token, options={"verify_signature": False}).get("exp", time.time() + 3600))
     session = WebSession(principal=principal, token=token, expires_at=expires, development=development, email=email)

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 
+from shared.kernel.runtime import kernel_runtime
+
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 
@@ -56,7 +58,7 @@ class FixedClock:
 
 async def get_clock(request: Request) -> Clock:
     # async: FastAPI runs a plain `def` dependency in its thread pool, a hop per request.
-    clock: Clock = request.app.state.clock
+    clock: Clock = kernel_runtime(request.app).clock
     return clock
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.kernel.errors import is_disconnect
+from shared.kernel.runtime import kernel_runtime
 from shared.kernel.writes import send_deferred
 
 NAMING_CONVENTION = {
@@ -108,15 +109,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     Services never call commit() themselves, so a request is one transaction: the record
     and its outbox row land together or not at all.
     """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    sessionmaker: async_sessionmaker[AsyncSession] = kernel_runtime(request.app).sessionmaker
     async with sessionmaker() as session:
         try:
             try:
                 yield session
                 # The audit row of a request that went well commits with what it did (shared/web/audit.py).
-                before_commit: Callable[[Request, AsyncSession], Awaitable[None]] | None = getattr(
-                    request.app.state, "before_commit", None
-                )
+                before_commit: Callable[[Request, AsyncSession], Awaitable[None]] | None = kernel_runtime(
+                    request.app
+                ).before_commit
                 if before_commit is not None:
                     await before_commit(request, session)
             except DBAPIError as exc:
@@ -133,7 +134,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
-        hooks: CommitHooks | None = getattr(request.app.state, "commit_hooks", None)
+        hooks: CommitHooks | None = kernel_runtime(request.app).commit_hooks
         if hooks is not None:
             hooks(session)
 

@@ -30,6 +30,7 @@ from shared.web.metrics import Metrics
 from shared.web.operations import BrokerProbe, install_operations
 from shared.web.policy import RouteRule
 from shared.web.requestlog import RequestIdMiddleware
+from shared.web.runtime import ServiceRuntime, runtime
 
 log = logging.getLogger("obruten.app")
 # How long shutdown waits for the relay, the consumers and background loops to stop.
@@ -38,8 +39,7 @@ SHUTDOWN_WAIT_SECONDS = 10.0
 
 async def _settings(request: Request) -> Settings:
     # async: FastAPI runs a plain `def` dependency in its thread pool, a hop per request.
-    settings: Settings = request.app.state.settings
-    return settings
+    return runtime(request.app).settings
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
@@ -90,20 +90,21 @@ def _start_workers(
     app: FastAPI, spec: ServiceSpec, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> tuple[list[asyncio.Task[Any]], list[Any]]:
     """The relay, the consumers and the background loops, started; with what closes each."""
+    rt = runtime(app)
     tasks: list[asyncio.Task[Any]] = []
     closers: list[Any] = []
     if spec.outbox is not None:
-        relay = OutboxRelay(spec.outbox, sessionmaker, settings, lock_name=spec.name, metrics=app.state.metrics)
-        app.state.relay = relay
+        relay = OutboxRelay(spec.outbox, sessionmaker, settings, lock_name=spec.name, metrics=rt.metrics)
+        rt.relay = relay
 
         def wake_relay(session: AsyncSession) -> None:
             if session.info.get("outbox_written"):
                 relay.wake.set()
 
-        app.state.commit_hooks.register(wake_relay)
+        rt.commit_hooks.register(wake_relay)
         tasks.append(asyncio.create_task(relay.run(), name=f"{spec.name}-outbox-relay"))
         closers.append(relay.close)
-    app.state.consumers = []
+    rt.consumers = []
     for cs in spec.consumers:
         consumer = EventConsumer(
             settings=settings,
@@ -113,13 +114,13 @@ def _start_workers(
             inbox=_require(spec.inbox, "a service with consumers needs an inbox table"),
             handler=cs.handler,
             after_batch=cs.after_batch,
-            after_commit=app.state.commit_hooks,
-            metrics=app.state.metrics,
+            after_commit=rt.commit_hooks,
+            metrics=rt.metrics,
         )
-        app.state.consumers.append(consumer)
+        rt.consumers.append(consumer)
         tasks.append(asyncio.create_task(consumer.run(), name=f"{spec.name}-consumer-{cs.group_id}"))
         closers.append(consumer.close)
-    for start in (app.state.broker_probe.run, *spec.background):
+    for start in (rt.broker_probe.run, *spec.background):
         tasks.append(asyncio.create_task(start(app)))
     return tasks, closers
 
@@ -151,8 +152,8 @@ def _lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.service_database_url(spec.name), pool_size=settings.database_pool_size)
         sessionmaker = make_sessionmaker(engine)
-        app.state.engine = engine
-        app.state.sessionmaker = sessionmaker
+        runtime(app).engine = engine
+        runtime(app).sessionmaker = sessionmaker
         instrument_engine(engine)
         for startup in spec.on_startup:
             await startup(app)
@@ -180,17 +181,21 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    app.state.settings = settings
-    app.state.clock = clock or SystemClock()
-    app.state.authenticator = Authenticator(settings)
-    app.state.service = spec.name
-    app.state.routes = dict(spec.routes)
-    app.state.outbox = spec.outbox
-    app.state.commit_hooks = CommitHooks()
-    app.state.audit_table = spec.audit
-    app.state.before_commit = record_in_transaction
     metrics = Metrics(spec.name)
-    app.state.metrics = metrics
+    probe = BrokerProbe(settings, metrics)
+    app.state.runtime = ServiceRuntime(
+        settings=settings,
+        clock=clock or SystemClock(),
+        authenticator=Authenticator(settings),
+        service=spec.name,
+        routes=dict(spec.routes),
+        outbox=spec.outbox,
+        commit_hooks=CommitHooks(),
+        audit_table=spec.audit,
+        before_commit=record_in_transaction,
+        metrics=metrics,
+        broker_probe=probe,
+    )
     install_error_handlers(app)
     # Innermost: a request that lost a deadlock is run again before the audit sees its answer.
     app.add_middleware(RetryOnContention)
@@ -201,8 +206,6 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
 
     # Outermost: every answer, a refusal by the hardening layer too, carries the request id.
     app.add_middleware(RequestIdMiddleware, root=app)
-    probe = BrokerProbe(settings, metrics)
-    app.state.broker_probe = probe
     install_operations(app, metrics, probe)
     install_docs(app)
     instrument_app(app)

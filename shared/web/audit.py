@@ -53,6 +53,7 @@ from shared.kernel.db import SessionDep
 from shared.kernel.errors import problem_response
 from shared.kernel.writes import defer
 from shared.web.policy import Access, v1_router
+from shared.web.runtime import runtime
 from shared.web.schemas import Instant, NameText, Offset, ShortText
 
 log = logging.getLogger("obruten.audit")
@@ -123,7 +124,7 @@ async def record_in_transaction(request: Request, session: AsyncSession) -> None
     if access is None:
         return
     status = getattr(request.scope.get("route"), "status_code", None) or 200
-    table: Table = request.app.state.audit_table
+    table: Table = runtime(request.app).audit_table
     # Sent with the request's other deferred rows, in one statement (shared/kernel/writes.py).
     defer(session, table, _row(request.scope, access, status))
     request.state.audited_status = status
@@ -185,7 +186,7 @@ class AuditMiddleware:
         state: dict[str, Any] = scope["state"]
         if state.get("audited_status") == status:
             return refusal
-        sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
+        sessionmaker: async_sessionmaker[AsyncSession] = runtime(scope["app"]).sessionmaker
         try:
             async with sessionmaker() as session, session.begin():
                 await session.execute(insert(self.table).values(**_row(scope, access, status)))

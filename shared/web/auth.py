@@ -24,6 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from shared.kernel.settings import Settings
+from shared.web.runtime import runtime
 from shared.web.schemas import ShortText
 
 
@@ -164,7 +165,7 @@ async def authenticate(
     challenge = {"WWW-Authenticate": 'Bearer realm="obruten"'}
     if credentials is None:
         raise HTTPException(401, "Missing bearer token", headers=challenge)
-    authenticator: Authenticator = request.app.state.authenticator
+    authenticator: Authenticator = runtime(request.app).authenticator
     # The rate limit (shared/web/hardening.py) verified this very token already.
     verified = getattr(request.state, "verified_token", None)
     if verified is not None and verified[0] == credentials.credentials:

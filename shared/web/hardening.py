@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.kernel.errors import problem_response
 from shared.kernel.settings import Settings
 from shared.web.auth import Authenticator
+from shared.web.runtime import runtime
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -125,7 +126,7 @@ class Hardening:
 
         if scope["method"] in WRITE_METHODS and path.startswith("/v1/"):
             key = self._client_key(scope)
-            service: str = scope["app"].state.service
+            service: str = runtime(scope["app"]).service
             # Imports have their own budget: one request carries a whole file.
             imports = path == IMPORT_PATH
             limit, namespace = (self.import_limit, f"{service}:imports") if imports else (self.limit, service)
@@ -150,7 +151,7 @@ class Hardening:
         integration cannot starve the others, nor buy a fresh quota by re-spelling its header."""
         token = _bearer(scope)
         if token is not None:
-            authenticator: Authenticator = scope["app"].state.authenticator
+            authenticator: Authenticator = runtime(scope["app"]).authenticator
             try:
                 principal = authenticator.verify(token)
             except (jwt.PyJWTError, ValueError):

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.kernel.settings import Settings
 from shared.web.metrics import Metrics
+from shared.web.runtime import runtime
 
 # How often the broker is probed in the background (a scrape or a probe never waits on it).
 BROKER_PROBE_SECONDS = 10.0
@@ -56,7 +57,7 @@ def install_operations(app: FastAPI, metrics: Metrics, probe: BrokerProbe) -> No
     @app.get("/readyz", tags=["operations"])
     async def readyz(request: Request) -> JSONResponse:
         """Ready to serve the API: the database answers. The broker is not asked (see /healthz/details)."""
-        ok = await database_ok(request.app.state.sessionmaker)
+        ok = await database_ok(runtime(request.app).sessionmaker)
         metrics.database_up.set(1 if ok else 0)
         body = {"status": "ready" if ok else "unavailable", "checks": {"database": "ok" if ok else "down"}}
         return JSONResponse(body, status_code=200 if ok else 503)
@@ -68,10 +69,10 @@ def install_operations(app: FastAPI, metrics: Metrics, probe: BrokerProbe) -> No
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics_endpoint(request: Request) -> Response:
-        outbox = request.app.state.outbox
+        outbox = runtime(request.app).outbox
         if outbox is not None:
             with contextlib.suppress(Exception):
-                async with request.app.state.sessionmaker() as session:
+                async with runtime(request.app).sessionmaker() as session:
                     count, age = await outbox.backlog(session)
                 metrics.outbox_backlog.set(count)
                 metrics.outbox_oldest_age.set(age or 0)
@@ -82,24 +83,24 @@ def install_operations(app: FastAPI, metrics: Metrics, probe: BrokerProbe) -> No
 
 
 async def _details(app: FastAPI, metrics: Metrics, probe: BrokerProbe) -> dict[str, Any]:
-    database = await database_ok(app.state.sessionmaker)
+    rt = runtime(app)
+    database = await database_ok(rt.sessionmaker)
     broker = await probe.check()
-    relay = getattr(app.state, "relay", None)
+    relay = rt.relay
     body: dict[str, Any] = {
-        "service": app.state.service,
+        "service": rt.service,
         "status": "ok" if database and broker else "degraded",
         "database": "ok" if database else "down",
         "broker": "ok" if broker else "down",
         "consumers": [
-            {"group": c.group_id, "processed": c.processed, "dead_lettered": c.dead_lettered}
-            for c in getattr(app.state, "consumers", [])
+            {"group": c.group_id, "processed": c.processed, "dead_lettered": c.dead_lettered} for c in rt.consumers
         ],
     }
     if relay is not None:
         body["relay"] = {"published": relay.published, "failures": relay.failures}
         with contextlib.suppress(Exception):
-            async with app.state.sessionmaker() as session:
-                count, age = await app.state.outbox.backlog(session)
+            async with rt.sessionmaker() as session:
+                count, age = await relay.outbox.backlog(session)  # the same Outbox as rt.outbox
             body["relay"].update(backlog=count, oldest_unsent_age_seconds=age)
     return body
 

@@ -8,22 +8,29 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 
 from shared.bus.placement_copy import PlacementClient
+from shared.web.runtime import runtime
 
 
 async def open_placement_client(app: FastAPI) -> None:
     # One pooled client for the app's lifetime, for placements not yet seen on the bus.
-    app.state.placement_client = PlacementClient(app.state.settings)
+    runtime(app).placement_client = PlacementClient(runtime(app).settings)
 
 
 async def close_placement_client(app: FastAPI) -> None:
-    client: PlacementClient | None = getattr(app.state, "placement_client", None)
+    client = runtime(app).placement_client
     if client is not None:
         await client.close()
 
 
-def _placement_client(request: Request) -> PlacementClient:
-    client: PlacementClient = request.app.state.placement_client
+def placement_client(app: FastAPI) -> PlacementClient:
+    client = runtime(app).placement_client
+    if client is None:
+        raise RuntimeError("the placement client is opened when the app starts (open_placement_client)")
     return client
+
+
+def _placement_client(request: Request) -> PlacementClient:
+    return placement_client(request.app)
 
 
 PlacementClientDep = Annotated[PlacementClient, Depends(_placement_client)]

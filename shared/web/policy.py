@@ -11,8 +11,7 @@ Answers
     403  the role may not do that to that kind of resource at all (a central analyst asking for
          a placement, a service account for anything but what it calls), a district-scoped role
          whose token names no configured district, a `district` filter naming another district,
-         or a new record for another district (the caller names the district, so no id is
-         probed).
+         or a new record for another district (the caller names the district, so no id is probed).
     404  the role may, but the record is outside the caller's rows (another district's
          placement): the same answer as for an id that does not exist, so ids cannot be probed.
     Lists are filtered to the caller's rows without being asked.
@@ -54,6 +53,7 @@ from sqlalchemy import ColumnElement, false, or_, true
 
 from shared.kernel.errors import Problem, not_found
 from shared.web.auth import Principal, Role, authenticate
+from shared.web.runtime import runtime
 from shared.web.schemas import has_control
 
 log = logging.getLogger("obruten.policy")
@@ -360,7 +360,7 @@ async def authorize(request: Request, principal: Annotated[Principal, Depends(au
     """The policy check every /v1 route runs after authentication."""
     route = request.scope.get("route")
     template = getattr(route, "path_format", None) or request.url.path
-    rule = rule_for(request.method, template, request.app.state.routes)
+    rule = rule_for(request.method, template, runtime(request.app).routes)
     access = Access(principal=principal, rule=rule)
     request.state.access = access
     if rule is None:
@@ -379,7 +379,7 @@ async def authorize(request: Request, principal: Annotated[Principal, Depends(au
         raise Problem(403, "forbidden", "Forbidden", "This role may not do that.")
     access.scopes = frozenset({Scope.all}) if rule.resource in UNSCOPED_RESOURCES else _scopes(roles)
     if access.scopes == {Scope.district}:
-        districts: list[str] = request.app.state.settings.districts
+        districts: list[str] = runtime(request.app).settings.districts
         if principal.district not in districts:
             access.denied = True
             raise Problem(

@@ -35,6 +35,7 @@ from shared.kernel.clock import STOCKHOLM
 from shared.kernel.settings import Settings
 from shared.local.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, port_open
 from shared.local.migrate import _asyncpg_dsn, prepare_database
+from shared.web.runtime import runtime
 from tests.fixtures.factories import luhn_pnr, placement_body
 from tests.fixtures.notify import Bus, Case
 from tests.fixtures.support import TopicTail, eventually
@@ -193,7 +194,7 @@ async def test_broker_outage_under_writes_loses_and_doubles_nothing(
                 await eventually(all_delivered, timeout=30)
 
                 broker.stop()
-                relays = [school.app.state.relay, health.app.state.relay]  # type: ignore[attr-defined]
+                relays = [runtime(school.app).relay, runtime(health.app).relay]
                 failures = [r.failures for r in relays]
                 outage_started = time.monotonic()
                 # A steady stream for at least 6 s, and until every relay has given up on its old
@@ -475,7 +476,7 @@ async def test_poison_messages_are_parked_with_their_reason_and_the_consumer_goe
         finally:
             await raw_producer.stop()
         await bus.placement(good)
-        consumer = notify.app.state.consumers[0]  # type: ignore[attr-defined]
+        consumer = runtime(notify.app).consumers[0]
 
         async def applied() -> bool:
             async with db(settings, "notify") as conn:

@@ -19,6 +19,7 @@ from shared.contracts.placement import PLACEMENT_CHANGED, PLACEMENT_STARTED, Pla
 from shared.contracts.topics import TOPIC_HEALTH, TOPIC_PLACEMENT
 from shared.kernel.settings import Settings
 from shared.local.migrate import _asyncpg_dsn
+from shared.web.runtime import runtime
 from tests.fixtures.factories import child_body, placement_body
 from tests.fixtures.support import TopicTail, eventually
 from tests.kernel.test_contracts import committed_doc, validate_event
@@ -252,7 +253,7 @@ async def test_redelivered_placement_event_changes_nothing(service_client, setti
     topic, key = settings.topic(TOPIC_PLACEMENT), str(child_id).encode()
     try:
         async with service_client("health") as health:
-            consumer = health.app.state.consumers[0]  # type: ignore[attr-defined]
+            consumer = runtime(health.app).consumers[0]
             for value in (first_bytes, first_bytes):
                 await producer.send_and_wait(topic, value=value, key=key)
             await eventually(lambda: _async(consumer.processed == 2))

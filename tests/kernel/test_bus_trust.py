@@ -11,6 +11,7 @@ from shared.contracts.envelope import make_event
 from shared.contracts.placement import PLACEMENT_CHANGED, PLACEMENT_STARTED
 from shared.contracts.topics import TOPIC_DEADLETTER
 from shared.kernel.settings import Settings
+from shared.web.runtime import runtime
 from tests.fixtures.support import TopicTail, eventually
 from tests.school.test_school import _connect, produce, snapshot
 
@@ -46,7 +47,7 @@ async def test_an_event_from_another_source_on_the_placement_topic_is_parked_and
         TopicTail(settings.kafka_servers(), settings.topic(TOPIC_DEADLETTER)) as dead,
         service_client("school") as school,
     ):
-        consumer = school.app.state.consumers[0]  # type: ignore[attr-defined]
+        consumer = runtime(school.app).consumers[0]
         await produce(settings, child_id, genuine_bytes, *fakes)
 
         async def parked() -> bool:

@@ -19,6 +19,7 @@ from shared.kernel.logging import json_handler
 from shared.local.embedded import EmbeddedBroker, free_port
 from shared.local.runner import available_services
 from shared.web.registry import service as registered
+from shared.web.runtime import runtime
 from tests.fixtures.factories import child_body, placement_body
 
 DAY0 = date(2025, 9, 1)
@@ -91,7 +92,7 @@ async def test_metrics_count_events_by_type_and_report_the_lag(service_client) -
         and all(s.value == 0 for s in lags)
         and {s.labels["topic"] for s in lags}
         == {
-            placement.app.state.settings.topic("obruten.placement")  # type: ignore[attr-defined]
+            runtime(placement.app).settings.topic("obruten.placement")
         }
     )
 

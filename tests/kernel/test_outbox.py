@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer
 from shared.contracts.topics import TOPIC_PLACEMENT
 from shared.local.embedded import EmbeddedBroker, free_port
 from shared.local.migrate import _asyncpg_dsn
+from shared.web.runtime import runtime
 from tests.fixtures.factories import child_body, placement_body
 from tests.fixtures.support import eventually
 
@@ -51,7 +52,7 @@ async def test_writes_succeed_while_the_broker_is_down_and_events_arrive_once_af
     s = {"kafka_bootstrap_servers": broker.bootstrap, "kafka_request_timeout_ms": 2000}
     try:
         async with service_client("placement", settings_override=s) as client:
-            relay = client.app.state.relay  # type: ignore[attr-defined]
+            relay = runtime(client.app).relay
             first_child = (await client.post("/v1/children", json=child_body(1))).json()["id"]
             assert (
                 await client.post("/v1/placements", json=placement_body(first_child, start=DAY0))
@@ -106,7 +107,7 @@ async def test_a_relay_that_finds_another_publishing_tries_again_soon_not_after_
     # publishing lock) let go.
     quiet = {"outbox_poll_interval_seconds": 3600}
     async with service_client("placement", settings_override=quiet) as client:
-        relay = client.app.state.relay  # type: ignore[attr-defined]
+        relay = runtime(client.app).relay
         first, second = [(await client.post("/v1/children", json=child_body(n))).json()["id"] for n in (1, 2)]
         assert (await client.post("/v1/placements", json=placement_body(first, start=DAY0))).status_code == 201
         await eventually(lambda: _async(relay.published == 1), timeout=20)

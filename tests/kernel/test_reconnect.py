@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from shared.kernel.settings import Settings
 from shared.local.migrate import prepare_database
+from shared.web.runtime import runtime
 from tests.end_to_end.test_faults import PrivatePostgres
 from tests.fixtures.factories import child_body, placement_body
 
@@ -41,7 +42,7 @@ async def test_after_a_postgres_restart_pooled_connections_are_replaced_and_noth
             await asyncio.to_thread(pg.start)
 
             # Straight from the engine (no request to run again): every connection checked out works.
-            engine = client.app.state.engine  # type: ignore[attr-defined]
+            engine = runtime(client.app).engine
             async with contextlib.AsyncExitStack() as stack:
                 for _ in range(4):
                     conn = await stack.enter_async_context(engine.connect())
@@ -61,7 +62,7 @@ async def test_a_connection_lost_before_commit_reruns_the_request(service_client
     (200); one under the statement that commits (the placement's write runs in autocommit) is not,
     since its outcome is unknown (503); one that keeps happening is a 503 problem."""
     async with service_client("placement") as client:
-        engine = client.app.state.engine.sync_engine  # type: ignore[attr-defined]
+        engine = runtime(client.app).engine.sync_engine
         losses: dict[str, Any] = {"left": 0, "match": ""}
 
         class Lost(Exception):

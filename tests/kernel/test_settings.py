@@ -9,12 +9,14 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from services.health.settings import HealthSettings
+from services.notify.runtime import notify_runtime
 from services.notify.settings import NotifySettings
 from services.placement.settings import PlacementSettings
 from services.school.ss12000.settings import IntakeSettings
 from services.web.settings import WebSettings
 from shared.kernel.settings import Settings
 from shared.web.registry import env_names
+from shared.web.runtime import runtime
 from tests.fixtures.support import service_app
 
 
@@ -59,6 +61,6 @@ def test_a_misspelt_setting_is_refused_not_ignored(
 
 def test_the_tests_overrides_reach_the_service_s_own_class_and_a_typo_is_refused() -> None:
     app = service_app("notify", Settings(), None, {"notify_tick_batch_size": 7, "districts": ["Farsta"]})
-    assert app.state.notify_settings.tick_batch_size == 7 and app.state.settings.districts == ["Farsta"]
+    assert notify_runtime(app).settings.tick_batch_size == 7 and runtime(app).settings.districts == ["Farsta"]
     with pytest.raises(TypeError, match="notify_tick_batch_siz"):
         service_app("notify", Settings(), None, {"notify_tick_batch_siz": 7})

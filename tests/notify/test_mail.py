@@ -19,6 +19,7 @@ from services.notify.app import evaluate
 from services.notify.mail import make_digests, send_mail
 from shared.local.embedded import free_port
 from shared.local.mailsink import MailSink
+from shared.web.runtime import runtime
 from tests.fixtures.notify import Bus, Case, consumed
 from tests.fixtures.support import eventually
 
@@ -409,7 +410,7 @@ async def test_a_resend_after_a_crash_carries_the_same_message_id(service_client
         clock.set_today(day(8))
         await evaluate(notify.app)
         [first] = await mails(sink, 1)
-        async with notify.app.state.sessionmaker() as session, session.begin():
+        async with runtime(notify.app).sessionmaker() as session, session.begin():
             # What a crash between the SMTP accept and the mark leaves, once its lease has run out:
             # the row still pending and due.
             await session.execute(

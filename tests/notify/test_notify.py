@@ -11,9 +11,11 @@ import pytest
 from standardwebhooks import Webhook
 
 from services.notify.app import evaluate
+from services.notify.runtime import notify_runtime
 from shared.contracts.placement import PLACEMENT_STARTED
 from shared.contracts.school import SCHOOL_STARTED
 from shared.contracts.topics import TOPIC_ALERTS
+from shared.web.runtime import runtime
 from tests.fixtures.notify import Bus, Case, Receiver, alerts, consumed, public_dns
 from tests.fixtures.support import TopicTail, eventually
 
@@ -360,10 +362,10 @@ async def test_a_school_start_and_end_learnt_together_close_the_episode_and_open
         [alert] = await alerts(notify, rule="school_gap")
         assert alert["status"] == "open" and alert["clock_start"] == str(DAY0)
         # Both facts in one transaction, evaluated once: what the consumer does with one batch.
-        async with notify.app.state.sessionmaker() as session, session.begin():
+        async with runtime(notify.app).sessionmaker() as session, session.begin():
             await apply_event(session, bus.event(SCHOOL_STARTED, case.school_started(day(2))))
             await apply_event(session, bus.event(SCHOOL_ENDED, case.school_ended(day(11))))
-            await evaluate_placements(session, notify.app.state.notify_context, [case.placement_id])
+            await evaluate_placements(session, notify_runtime(notify.app).context, [case.placement_id])
         got = await detail(notify, alert["id"])
         assert got["status"] == "open" and got["clock_start"] == str(day(11)) and got["calendar_days"] == 9
         # Opened on day 20, past the deadline (day 8) and the manager's step (day 15): each level is
@@ -504,7 +506,7 @@ async def test_bad_input_is_a_problem(service_client):
 async def test_a_webhook_cannot_point_into_the_machine_or_a_private_network(service_client):
     secret = "x" * 20
     async with service_client("notify", settings_override={**QUIET, "notify_webhook_allow_private": False}) as notify:
-        notify.app.state.webhook_resolver = public_dns({"hooks.example.org": "93.184.215.14"})
+        notify_runtime(notify.app).webhook_resolver = public_dns({"hooks.example.org": "93.184.215.14"})
         for url in (
             "http://127.0.0.1:8001/v1/placements",
             "http://localhost/hook",

@@ -15,6 +15,7 @@ from services.notify.rules import assess as r
 from services.notify.rules.config import RulesConfig, RulesConfigError, parse_rules
 from services.notify.settings import NotifySettings
 from shared.kernel.settings import Settings
+from shared.web.runtime import runtime
 
 DAY0 = date(2025, 9, 1)  # a Monday
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "services" / "notify" / "rules" / "rules.default.yaml"
@@ -276,4 +277,4 @@ def test_today_outside_every_school_year_is_a_warning_and_a_metric(caplog):
         assert check_school_year(later) is True
     warnings = [rec for rec in caplog.records if "outside every configured school year" in rec.getMessage()]
     assert len(warnings) == 1, "once a day, not once a tick"
-    assert b"obruten_notify_outside_school_year 1.0" in generate_latest(later.state.metrics.registry)
+    assert b"obruten_notify_outside_school_year 1.0" in generate_latest(runtime(later).metrics.registry)

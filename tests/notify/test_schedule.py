@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 import asyncpg
 import pytest
 
+from services.notify.runtime import notify_runtime
 from services.notify.schedule import CHANNEL
 from shared.kernel.clock import STOCKHOLM
 from shared.local.migrate import _asyncpg_dsn
@@ -48,7 +49,7 @@ def clock() -> RunningClock:  # the service_client fixture starts notify on this
 async def test_a_consumer_batch_that_writes_an_earlier_due_time_wakes_the_loop(service_client, settings):
     case = Case(DAY0)
     async with Bus(settings) as bus, service_client("notify", settings_override=CAP) as notify:
-        schedule = notify.app.state.notify_schedule
+        schedule = notify_runtime(notify.app).schedule
         # Nothing on file: the loop sleeps the whole hour.
         await eventually(lambda: _sleeping(schedule), timeout=10)
         await bus.placement(case)
@@ -59,7 +60,7 @@ async def test_a_consumer_batch_that_writes_an_earlier_due_time_wakes_the_loop(s
             return bool(await alerts(notify, placement_id=case.placement_id, rule="school_gap", status="open"))
 
         await eventually(opened, timeout=20)
-        assert notify.app.state.notify_context.clock.now() < DEADLINE + timedelta(seconds=25)
+        assert notify_runtime(notify.app).context.clock.now() < DEADLINE + timedelta(seconds=25)
 
 
 async def test_an_idle_loop_does_not_evaluate_again_before_a_due_time_or_the_cap(service_client, settings):
@@ -67,8 +68,8 @@ async def test_an_idle_loop_does_not_evaluate_again_before_a_due_time_or_the_cap
     async with Bus(settings) as bus, service_client("notify", settings_override=CAP) as notify:
         await bus.placement(case)
         await consumed(1, notify)
-        metrics = notify.app.state.notify_metrics
-        await eventually(lambda: _sleeping(notify.app.state.notify_schedule), timeout=10)
+        metrics = notify_runtime(notify.app).metrics
+        await eventually(lambda: _sleeping(notify_runtime(notify.app).schedule), timeout=10)
         before = metrics._last_success
         await asyncio.sleep(1.5)
         assert metrics._last_success == before
@@ -82,7 +83,7 @@ async def test_a_notify_from_another_connection_wakes_the_loop_also_after_a_lost
     case = Case(DAY0)
     override = {**CAP, "notify_settle_seconds": 3600}
     async with Bus(settings) as bus, service_client("notify", settings_override=override) as notify:
-        schedule = notify.app.state.notify_schedule
+        schedule = notify_runtime(notify.app).schedule
         await asyncio.sleep(3.5)  # past the deadline: only the settle period holds the alert
         await bus.placement(case)
         await consumed(1, notify)

@@ -16,6 +16,8 @@ from sqlalchemy import select
 from services.notify.app import evaluate
 from services.notify.models import Webhook as WebhookRow
 from services.notify.models import WebhookDelivery
+from services.notify.runtime import notify_runtime
+from shared.web.runtime import runtime
 from tests.fixtures.notify import Bus, Case, Receiver, consumed, public_dns
 from tests.fixtures.support import eventually
 
@@ -48,13 +50,13 @@ async def insert_legacy_hook(notify, url: str) -> uuid.UUID:  # type: ignore[no-
     """A subscription stored before today's checks existed (or by any other path): delivery
     must check it again."""
     hook_id = uuid.uuid4()
-    async with notify.app.state.sessionmaker() as session, session.begin():
+    async with runtime(notify.app).sessionmaker() as session, session.begin():
         session.add(WebhookRow(id=hook_id, url=url, secret="s" * 20, created_by="legacy"))
     return hook_id
 
 
 async def deliveries(notify, hook_id: uuid.UUID) -> list[WebhookDelivery]:  # type: ignore[no-untyped-def]
-    async with notify.app.state.sessionmaker() as session:
+    async with runtime(notify.app).sessionmaker() as session:
         return list(await session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook_id)))
 
 
@@ -85,7 +87,7 @@ async def deliveries(notify, hook_id: uuid.UUID) -> list[WebhookDelivery]:  # ty
 )
 async def test_registration_refuses_every_spelling_of_an_inside_address(service_client, url: str) -> None:
     async with service_client("notify", settings_override={**QUIET, **PRIVATE_OFF}) as notify:
-        notify.app.state.webhook_resolver = public_dns(
+        notify_runtime(notify.app).webhook_resolver = public_dns(
             {
                 "metadata.google.internal": "169.254.169.254",
                 "rebound.example.org": "127.0.0.1",
@@ -116,7 +118,9 @@ async def test_delivery_checks_the_address_again_and_never_posts_inside(service_
         service_client("notify", settings_override={**FAST, **PRIVATE_OFF}) as notify,
     ):
         port = inside.url.split(":")[2].split("/")[0]
-        notify.app.state.webhook_resolver = public_dns({"rebinding.example.org": ["93.184.215.14", "127.0.0.1"]})
+        notify_runtime(notify.app).webhook_resolver = public_dns(
+            {"rebinding.example.org": ["93.184.215.14", "127.0.0.1"]}
+        )
         legacy = await insert_legacy_hook(notify, f"http://127.1:{port}/hook")
         created = await notify.post(
             "/v1/webhooks", json={"url": f"http://rebinding.example.org:{port}/hook", "secret": "x" * 20}
@@ -146,7 +150,7 @@ async def test_the_request_goes_to_the_checked_address_with_the_name_as_host(ser
         service_client("notify", settings_override=FAST) as notify,
     ):
         port = receiver.url.split(":")[2].split("/")[0]
-        notify.app.state.webhook_resolver = public_dns({"pinned.example.org": "127.0.0.1"})
+        notify_runtime(notify.app).webhook_resolver = public_dns({"pinned.example.org": "127.0.0.1"})
         created = await notify.post(
             "/v1/webhooks", json={"url": f"http://pinned.example.org:{port}/hook?x=1", "secret": "x" * 20}
         )

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
+from shared.web.runtime import runtime
 from tests.fixtures.factories import child_body, placement_body
 
 
@@ -62,7 +63,7 @@ async def test_a_deadlock_that_still_happens_is_retried_and_at_worst_503(service
     placement): retried until it goes through; when it never does, a 503 problem, not a 500."""
     today = clock.today()
     async with service_client("placement") as client:
-        engine = client.app.state.engine.sync_engine  # type: ignore[attr-defined]
+        engine = runtime(client.app).engine.sync_engine
         failures = {"left": 2}
 
         class Deadlock(Exception):

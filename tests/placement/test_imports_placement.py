@@ -14,6 +14,7 @@ import httpx
 from shared.kernel.db import CommitHooks
 from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings
 from shared.local.migrate import _asyncpg_dsn
+from shared.web.runtime import runtime
 from tests.fixtures.factories import child_body, luhn_pnr, placement_body
 from tests.placement.test_reports_placement import (
     CITY_TOTAL_2020,
@@ -76,7 +77,7 @@ def import_lines_2020() -> list[dict[str, Any]]:
 async def test_2020_table_entered_through_imports_comes_back_as_the_citys(service_client):
     quiet = {**FAST, "outbox_poll_interval_seconds": 3600.0}
     async with service_client("placement", role="admin", settings_override=quiet) as client:
-        client.app.state.commit_hooks = CommitHooks()  # the events are not this test's subject
+        runtime(client.app).commit_hooks = CommitHooks()  # the events are not this test's subject
         lines = import_lines_2020()
         report = await send(client, lines)
         assert (report["created"], report["unchanged"], report["refused"]) == (len(lines), 0, 0), [

@@ -16,6 +16,7 @@ from services.placement.reports.tables import FORM_COLUMNS
 from shared.contracts.vocabulary import PlacementForm
 from shared.kernel.db import CommitHooks
 from shared.kernel.settings import STOCKHOLM_DISTRICTS
+from shared.web.runtime import runtime
 from tests.fixtures.factories import luhn_pnr, placement_body
 
 # The city's table of children placed at some time during 2020 (../shared/domain.md), columns in
@@ -215,7 +216,7 @@ async def test_2020_table_entered_through_the_api_is_reproduced_without_revealin
     async with service_client("placement", role="admin", settings_override=quiet) as client:
         # The events are not this test's subject: keep the relay from publishing ~4,000 of them
         # while the data goes in (it is woken after each commit), which saves a fifth of the time.
-        client.app.state.commit_hooks = CommitHooks()  # none registered: nothing is woken
+        runtime(client.app).commit_hooks = CommitHooks()  # none registered: nothing is woken
         people = People(client)
         await people.many(specs_2020())
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 
+from shared.web.runtime import runtime
 from tests.fixtures.factories import child_body, luhn_pnr, placement_body
 
 FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
@@ -35,7 +36,7 @@ def statements(client: Any) -> Iterator[list[str]]:
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
-    engine = client.app.state.engine.sync_engine
+    engine = runtime(client.app).engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen

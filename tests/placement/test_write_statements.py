@@ -11,6 +11,7 @@ import asyncpg
 from sqlalchemy import event
 
 from shared.local.migrate import _asyncpg_dsn
+from shared.web.runtime import runtime
 from tests.fixtures.factories import child_body, placement_body
 
 
@@ -26,7 +27,7 @@ async def test_a_placement_is_written_in_one_statement_after_the_childs_read(
             if not any(relay in statement for relay in ("pg_try_advisory_xact_lock", "outbox.seq", "UPDATE outbox")):
                 seen.append(statement)
 
-        engine = client.app.state.engine.sync_engine  # type: ignore[attr-defined]
+        engine = runtime(client.app).engine.sync_engine
         event.listen(engine, "before_cursor_execute", record)
         try:
             placed = await client.post("/v1/placements", json=placement_body(child, start=clock.today()))

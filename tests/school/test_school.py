@@ -20,6 +20,7 @@ from shared.kernel.clock import FixedClock
 from shared.kernel.settings import Settings
 from shared.local.embedded import free_port
 from shared.local.migrate import _asyncpg_dsn
+from shared.web.runtime import runtime
 from tests.fixtures.factories import child_body, placement_body
 from tests.fixtures.support import TopicTail, eventually
 from tests.kernel.test_contracts import committed_doc, validate_event
@@ -240,7 +241,7 @@ async def test_redelivered_placement_event_changes_nothing(service_client, setti
     placement_id, child_id = uuid.uuid4(), uuid.uuid4()
     raw = event_bytes(PLACEMENT_STARTED, snapshot(placement_id, child_id, version=1), clock)
     async with service_client("school") as school:
-        consumer = school.app.state.consumers[0]  # type: ignore[attr-defined]
+        consumer = runtime(school.app).consumers[0]
         await produce(settings, child_id, raw, raw)
 
         async def both_handled() -> bool:
@@ -268,7 +269,7 @@ async def test_an_older_placement_version_does_not_overwrite_a_newer(service_cli
     )
     older = snapshot(placement_id, child_id, version=1, start_date=DAY0 - timedelta(days=10))
     async with service_client("school") as school:
-        consumer = school.app.state.consumers[0]  # type: ignore[attr-defined]
+        consumer = runtime(school.app).consumers[0]
         await produce(
             settings,
             child_id,

@@ -13,6 +13,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from services.web.context import web_runtime
 from services.web.texts import Texts
 from shared.kernel.settings import STOCKHOLM_DISTRICTS, Settings
 from shared.web.auth import Role
@@ -90,7 +91,7 @@ async def test_development_sign_in_cannot_exist_while_a_provider_is_configured(k
         assert 'name="role"' not in page.text and "Utvecklingsinloggning" not in page.text
         posted = await client.post("/login", data={"role": "admin", "district": ""})
         assert posted.status_code == 405
-        assert client.app.state.web.dev_key is None  # type: ignore[attr-defined]
+        assert web_runtime(client.app).web.dev_key is None
         assert "obruten_session" not in posted.headers.get("set-cookie", "")
 
 
@@ -116,7 +117,7 @@ async def test_an_idle_session_ends(keys: tuple[Path, Path]) -> None:
     async for client in client_for(web_app(keys, web_session_idle_minutes=1)):
         await dev_sign_in(client, "caseworker", "Farsta")
         assert (await client.get("/settings")).status_code == 200
-        for session in client.app.state.web.sessions._sessions.values():  # type: ignore[attr-defined]
+        for session in web_runtime(client.app).web.sessions._sessions.values():
             session.last_seen -= 61
         expired = await client.get("/settings")
         assert expired.status_code == 303 and expired.headers["location"] == "/login?next=/settings"

@@ -12,6 +12,7 @@ from services.notify.alerts import store as service
 from services.notify.context import Context
 from services.notify.models import Alert
 from services.notify.rules.config import check_rule_name
+from services.notify.runtime import notify_runtime
 from shared.contracts.alerts import RULE_NAMES, AlertStatus
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import check_district
@@ -26,7 +27,7 @@ router = v1_router()
 
 
 def _context(request: Request) -> Context:
-    ctx: Context = request.app.state.notify_context
+    ctx: Context = notify_runtime(request.app).context
     return ctx
 
 

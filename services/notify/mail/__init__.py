@@ -21,11 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.mail.digest import run_digest, run_digest_loop
 from services.notify.mail.sender import MailMetrics, run_sender, send_due
+from services.notify.runtime import notify_runtime
+from shared.web.runtime import runtime
 
 
 def install(app: FastAPI) -> None:
     """Metrics on the app's registry; once per app, before it starts."""
-    app.state.mail_metrics = MailMetrics(app.state.metrics.registry)
+    notify_runtime(app).mail_metrics = MailMetrics(runtime(app).metrics.registry)
 
 
 async def run_mail(app: FastAPI) -> None:
@@ -37,23 +39,26 @@ async def run_mail(app: FastAPI) -> None:
         if session.info.get("mail_written"):
             wake.set()
 
-    app.state.commit_hooks.register(wake_sender)
-    settings, ns, sessionmaker = app.state.settings, app.state.notify_settings, app.state.sessionmaker
+    runtime(app).commit_hooks.register(wake_sender)
+    settings, ns, sessionmaker = runtime(app).settings, notify_runtime(app).settings, runtime(app).sessionmaker
     await asyncio.gather(
-        run_sender(sessionmaker, ns, settings.web_url, app.state.mail_metrics, wake),
-        run_digest_loop(sessionmaker, ns, settings.timezone, app.state.clock, wake),
+        run_sender(sessionmaker, ns, settings.web_url, notify_runtime(app).mail_metrics, wake),
+        run_digest_loop(sessionmaker, ns, settings.timezone, runtime(app).clock, wake),
     )
 
 
 async def send_mail(app: FastAPI) -> int:
     """One sender pass now (tests, after moving the clock)."""
     return await send_due(
-        app.state.sessionmaker, app.state.notify_settings, app.state.settings.web_url, app.state.mail_metrics
+        runtime(app).sessionmaker,
+        notify_runtime(app).settings,
+        runtime(app).settings.web_url,
+        notify_runtime(app).mail_metrics,
     )
 
 
 async def make_digests(app: FastAPI) -> int:
     """One digest check against the app's clock (tests call it after moving a FixedClock)."""
     return await run_digest(
-        app.state.sessionmaker, app.state.notify_settings, app.state.settings.timezone, app.state.clock
+        runtime(app).sessionmaker, notify_runtime(app).settings, runtime(app).settings.timezone, runtime(app).clock
     )

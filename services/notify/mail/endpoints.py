@@ -16,6 +16,7 @@ from fastapi import status as http_status
 from services.notify.mail import directory
 from services.notify.mail import schemas as s
 from services.notify.mail.sender import words
+from services.notify.runtime import notify_runtime
 from shared.kernel.db import SessionDep
 from shared.kernel.errors import Problem, check_district, invalid
 from shared.web.app import SettingsDep
@@ -61,7 +62,7 @@ async def list_people(session: SessionDep, limit: Limit = 100, offset: Offset = 
 
 
 def _levels(request: Request) -> list[str]:
-    return [step.level for step in request.app.state.notify_context.rules.escalation]
+    return [step.level for step in notify_runtime(request.app).context.rules.escalation]
 
 
 @router.post(

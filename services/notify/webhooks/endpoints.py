@@ -10,6 +10,7 @@ from fastapi import status as http_status
 from fastapi.responses import JSONResponse
 
 from services.notify.rules.config import check_rule_name
+from services.notify.runtime import notify_runtime
 from services.notify.settings import NotifySettingsDep
 from services.notify.webhooks import destinations, schemas, service, signing
 from shared.kernel.clock import ClockDep
@@ -49,7 +50,7 @@ async def create_webhook(
     for i, rule in enumerate(body.rules or []):
         check_rule_name(rule, f"body.rules.{i}")
     try:
-        await destinations.check_registration(body.url, ns, request.app.state.webhook_resolver)
+        await destinations.check_registration(body.url, ns, notify_runtime(request.app).webhook_resolver)
     except destinations.DestinationRefused as exc:
         raise invalid("body.url", str(exc)) from None
     generated = signing.generate_secret() if body.secret is None else None

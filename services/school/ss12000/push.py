@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, status
 
+from services.school.runtime import school_runtime
 from shared.kernel.errors import Problem
 from shared.web.schemas import NameText
 
@@ -29,7 +30,7 @@ _PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/compo
 )
 async def push(source: NameText, request: Request) -> dict[str, Any]:
     """Wake the intake for this source (an SS 12000 subscription's target)."""
-    runners = getattr(request.app.state, "ss12000_runners", {})
+    runners = school_runtime(request.app).ss12000_runners
     runner = runners.get(source)
     if runner is None:
         raise Problem(404, "not-found", "Unknown source", "No SS 12000 source of that name is configured.")

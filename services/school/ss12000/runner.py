@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from services.school.runtime import school_runtime
 from services.school.ss12000.client import SourceClient, SourceError
 from services.school.ss12000.matching import load_matcher, placement_http
 from services.school.ss12000.metrics import IntakeMetrics
@@ -26,6 +27,8 @@ from services.school.ss12000.sync import (
     record_success,
     settle_source,
 )
+from shared.web.placement_client import placement_client
+from shared.web.runtime import runtime
 
 log = logging.getLogger("obruten.school.ss12000")
 # Pushes closer together than this are folded into one sync.
@@ -54,12 +57,12 @@ class SourceRunner:
 
     async def sync_once(self) -> SyncResult:
         app, source = self.app, self.source
-        sessionmaker = app.state.sessionmaker
+        sessionmaker = runtime(app).sessionmaker
         started = datetime.now(UTC)
         before = await position_of(sessionmaker, source.name)
         cs = ChangeSet()
         try:
-            matcher = await load_matcher(app.state.settings, self.placement)
+            matcher = await load_matcher(runtime(app).settings, self.placement)
             units = await self.client.school_units()
             since = before - timedelta(seconds=source.overlap_seconds) if before else None
             cs = await read_change_set(self.client, matcher, since)
@@ -77,9 +80,9 @@ class SourceRunner:
         written = await settle_source(
             sessionmaker,
             source,
-            client=app.state.placement_client,
-            clock=app.state.clock,
-            after_commit=app.state.commit_hooks,
+            client=placement_client(app),
+            clock=runtime(app).clock,
+            after_commit=runtime(app).commit_hooks,
         )
         log.info(
             "sync done",
@@ -128,20 +131,20 @@ class SourceRunner:
 
 async def run_intake(app: FastAPI) -> None:
     """Background task of the school service: the sources' loops, until the service stops."""
-    settings = app.state.settings
-    intake: IntakeSettings = app.state.ss12000_settings
+    settings = runtime(app).settings
+    intake: IntakeSettings = school_runtime(app).ss12000_settings
     sources = parse_sources(intake.sources)
-    app.state.ss12000_runners = {}
+    school_runtime(app).ss12000_runners = {}
     if not sources:
         return
     if settings.ss12000_match_key is None:
         log.error("SS 12000 sources are configured but OBRUTEN_SS12000_MATCH_KEY is not; the intake does not run")
         return
-    metrics = IntakeMetrics(app.state.metrics.registry)
-    transport: Any = getattr(app.state, "ss12000_transport", None)
+    metrics = IntakeMetrics(runtime(app).metrics.registry)
+    transport: Any = school_runtime(app).ss12000_transport
     async with placement_http(settings) as placement:
         runners = {s.name: SourceRunner(app, s, metrics, placement, transport=transport) for s in sources}
-        app.state.ss12000_runners = runners
+        school_runtime(app).ss12000_runners = runners
         try:
             await asyncio.gather(*(r.run(intake.poll_seconds) for r in runners.values()))
         finally:
