@@ -11,7 +11,7 @@ from typing import Any
 
 from services.notify.app import evaluate
 from services.notify.settings import NotifySettings
-from shared.contracts.placement import PLACEMENT_CHANGED
+from shared.contracts.placement import PLACEMENT_CHANGED, PLACEMENT_ENDED, PLACEMENT_STARTED
 from shared.contracts.topics import TOPIC_ALERTS
 from tests.fixtures.notify import Bus, Case, Receiver, alerts, consumed
 from tests.fixtures.support import TopicTail, eventually
@@ -46,10 +46,10 @@ def after(case: Case, on: date, **kw: Any) -> Case:
 
 
 async def move(bus: Bus, case: Case, on: date, **kw: Any) -> Case:
-    """What POST /v1/placements/{id}/move emits: the old placement ended, the new one started."""
-    await bus.placement_ended(case, on)
+    """What POST /v1/placements/{id}/move emits in one transaction: the old placement ended, the
+    new one started."""
     nxt = after(case, on, **kw)
-    await bus.placement(nxt)
+    await bus.publish_together((PLACEMENT_ENDED, case.snapshot(end=on)), (PLACEMENT_STARTED, nxt.snapshot()))
     return nxt
 
 
