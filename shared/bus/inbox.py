@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, MetaData, Table, Text, func
@@ -19,7 +19,16 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.batch import BatchHandler, event_span, event_spans, first_time, unnest
-from shared.bus.kafka import consumer_options, ensure_topics, make_producer, stop_within, within
+from shared.bus.kafka import (
+    Generations,
+    Position,
+    consumer_options,
+    ensure_topics,
+    make_producer,
+    position,
+    stop_within,
+    within,
+)
 from shared.contracts.envelope import REGISTRY, CloudEvent
 from shared.contracts.topics import TOPIC_DEADLETTER, TOPIC_OWNERS, TOPICS
 from shared.kernel.errors import sqlstate
@@ -80,19 +89,6 @@ def _claim_statement(table: Table) -> Any:
     )
 
 
-class _Generations(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Counts the consumer's assignments, so a batch fetched under an earlier one is not committed."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        self.count += 1
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        self.count += 1
-
-
 class EventConsumer:
     """Consumes topics into a service's database, at least once, applying each event once.
 
@@ -147,7 +143,7 @@ class EventConsumer:
                     "ensuring the topics",
                 )
                 consumer = AIOKafkaConsumer(**consumer_options(self.settings, self.settings.topic(self.group_id)))
-                generations = _Generations()
+                generations = Generations()
                 consumer.subscribe([self.settings.topic(t) for t in self.topics], listener=generations)
                 await consumer.start()
                 backoff = 0.5
@@ -156,16 +152,21 @@ class EventConsumer:
                     # Returns as soon as a fetch brings records; the timeout only bounds an idle
                     # wait. What an event waits for on the broker is kafka_fetch_max_wait_ms.
                     batches = await consumer.getmany(timeout_ms=500, max_records=self.max_batch)
+                    if not batches:
+                        continue
+                    # Every partition of one fetch in one transaction: one claim, one statement
+                    # per table, one evaluation and one commit, however the events spread over
+                    # the partitions (a partition's own events stay in their order).
+                    await self._process_batch([record for records in batches.values() for record in records])
+                    # A batch fetched before a rebalance (a rejoin after the broker came back)
+                    # may have been read from a position that the group no longer holds: the
+                    # embedded broker forgets topics and offsets on restart, so a stale
+                    # position committed there would skip the events written since. Its
+                    # effect is kept; the offset is left for the new assignment to decide,
+                    # and the inbox absorbs the redelivery.
+                    if generations.count == generation:
+                        await self._commit(consumer, {tp: records[-1].offset + 1 for tp, records in batches.items()})
                     for tp, records in batches.items():
-                        await self._process_batch(records)
-                        # A batch fetched before a rebalance (a rejoin after the broker came back)
-                        # may have been read from a position that the group no longer holds: the
-                        # embedded broker forgets topics and offsets on restart, so a stale
-                        # position committed there would skip the events written since. Its
-                        # effect is kept; the offset is left for the new assignment to decide,
-                        # and the inbox absorbs the redelivery.
-                        if generations.count == generation:
-                            await self._commit(consumer, tp, records[-1].offset + 1)
                         self._observe_lag(consumer, tp, records[-1].offset + 1)
             except asyncio.CancelledError:
                 raise
@@ -187,9 +188,9 @@ class EventConsumer:
         if self.metrics is not None:
             getattr(self.metrics, counter).labels(self.group_id, etype).inc()
 
-    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await consumer.commit({tp: offset})
+            await consumer.commit(offsets)
         except CommitFailedError:
             log.info("offset commit lost to a rebalance; redelivery is absorbed by the inbox")
 
@@ -232,8 +233,8 @@ class EventConsumer:
             raise PoisonEvent(f"event type {event.type} belongs on {type_topic}, not {name}")
 
     async def _process_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Apply one partition's batch in one transaction: one commit (one fsync) and one offset
-        commit per batch instead of per event.
+        """Apply one fetch's records (several partitions live, one partition in a replay) in one
+        transaction: one commit (one fsync) and one offset commit per batch instead of per event.
 
         First as it comes, without savepoints: what nearly every batch needs. If an event turns
         out never to be applicable (PoisonEvent, a data or constraint error: SQLSTATE class 22 or
@@ -253,7 +254,7 @@ class EventConsumer:
         backoff = 0.2
         isolate = False
         while True:
-            rejected: dict[int, str] = {}
+            rejected: dict[Position, str] = {}
             try:
                 if events:
                     rejected = await self._apply(events, isolate=isolate)
@@ -271,9 +272,9 @@ class EventConsumer:
                 backoff = min(backoff * 2, 10.0)
         self.processed += len(events) - len(rejected)
         for record, event in events:
-            self._count("events_rejected" if record.offset in rejected else "events_consumed", event.type)
+            self._count("events_rejected" if position(record) in rejected else "events_consumed", event.type)
         for record, item in parsed:
-            parked = item if isinstance(item, str) else rejected.get(record.offset)
+            parked = item if isinstance(item, str) else rejected.get(position(record))
             if parked is not None:
                 etype = item.type if isinstance(item, CloudEvent) else "unparsed"
                 if isinstance(item, str):
@@ -283,9 +284,9 @@ class EventConsumer:
 
     async def _apply(
         self, events: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent]], *, isolate: bool
-    ) -> dict[int, str]:
-        """One transaction; returns the events rejected (by offset, with the reason)."""
-        rejected: dict[int, str] = {}
+    ) -> dict[Position, str]:
+        """One transaction; returns the events rejected (by topic, partition and offset, with the reason)."""
+        rejected: dict[Position, str] = {}
         # The batch's work (the `after_batch` evaluation, the alerts it raises) continues the
         # events' trace; each event's own handling is a span in that event's trace.
         with batch_span(
@@ -302,7 +303,7 @@ class EventConsumer:
                     for record, event in events:
                         reason = await self._apply_isolated(session, event)
                         if reason is not None:
-                            rejected[record.offset] = reason
+                            rejected[position(record)] = reason
                 if self.after_batch is not None:
                     await self.after_batch(session)
         if self.after_commit is not None:

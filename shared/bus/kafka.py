@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
@@ -142,3 +142,24 @@ async def stop_within(client: AIOKafkaProducer | AIOKafkaConsumer, seconds: floa
         await within(client.stop(), seconds, f"stopping the {type(client).__name__}", finish=True)
     except TimeoutError:
         pass
+
+
+class Generations(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Counts the consumer's assignments, so a batch fetched under an earlier one is not committed."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.count += 1
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.count += 1
+
+
+Position = tuple[str, int, int]
+
+
+def position(record: ConsumerRecord[bytes, bytes]) -> Position:
+    """Where a record stands: a batch holds several partitions, whose offsets overlap."""
+    return (record.topic, record.partition, record.offset)
