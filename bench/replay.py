@@ -167,7 +167,8 @@ PostgreSQL and broker (tansu, in memory) on the same two cores. Events: half
 `obruten.placement.started`, half `obruten.school.started` for the same placements, 6 partitions
 per topic (the default). Publishing them beforehand is not counted; the first column includes
 joining the consumer group (a few seconds, whatever the count). Load average while it ran:
-{load} (other work shared the two cores, so these figures are pessimistic).
+{load} (the replay itself, PostgreSQL and the broker make about 1.5 on their own; above 2, other work
+shared the two cores and the figures are pessimistic).
 
 Each partition batch (up to 2,000 events) is applied set-based, as live consumption does: one
 `INSERT … SELECT FROM unnest(…)` per table (inbox, placements, school starts, caseworkers), two
