@@ -97,7 +97,7 @@ class NotifySettings(BaseSettings):
         return load_school_years(self.school_years_dir)
 
 
-def _notify_settings(request: Request) -> NotifySettings:
+async def _notify_settings(request: Request) -> NotifySettings:
     ns: NotifySettings = notify_runtime(request.app).settings
     return ns
 

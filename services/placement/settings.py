@@ -27,7 +27,7 @@ class PlacementSettings(BaseSettings):
     )
 
 
-def _placement_settings(request: Request) -> PlacementSettings:
+async def _placement_settings(request: Request) -> PlacementSettings:
     own: PlacementSettings = extra(request.app, PlacementSettings)
     return own
 

@@ -56,7 +56,7 @@ class Forbidden(Exception):
     """The person's roles do not open this page, or a form came without its CSRF token."""
 
 
-def get_web(request: Request) -> Web:
+async def get_web(request: Request) -> Web:
     web: Web = web_runtime(request.app).web
     return web
 
@@ -64,7 +64,7 @@ def get_web(request: Request) -> Web:
 WebDep = Annotated[Web, Depends(get_web)]
 
 
-def current_session(request: Request, web: WebDep) -> WebSession:
+async def current_session(request: Request, web: WebDep) -> WebSession:
     session = web.sessions.current(request)
     if session is None:
         raise SignInRequired()
@@ -76,7 +76,7 @@ SessionDep = Annotated[WebSession, Depends(current_session)]
 
 
 def page_session(page: Page) -> Any:
-    def dependency(session: SessionDep) -> WebSession:
+    async def dependency(session: SessionDep) -> WebSession:
         if not may_see(session.principal, page):
             raise Forbidden()
         return session

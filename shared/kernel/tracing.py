@@ -15,12 +15,15 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from fastapi.telemetry import TelemetryConfig
 
 __all__ = [
     "SpanKind",
@@ -30,6 +33,7 @@ __all__ = [
     "current_traceparent",
     "instrument_httpx",
     "log_ids",
+    "telemetry_config",
     "trace_id_of",
     "tracer",
 ]
@@ -54,16 +58,22 @@ def configure_tracing(service: str) -> None:
     trace.set_tracer_provider(provider)
 
 
-def instrument_app(app: Any) -> None:
-    """Server spans for every request, continuing an incoming traceparent. Before the app first
-    runs: the instrumentation wraps the middleware stack Starlette builds then. The tracer
-    provider is looked up when spans start, so one set later (a test's) is used."""
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+# Requests that make no server span: probes and the metrics scrape, many a minute and no story.
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
-    # Without the instrumentation's internal `http send`/`http receive` spans (three more spans
-    # per request, saying only that the ASGI server was handed a message): the server span, its
-    # attributes and the trace it continues stay.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"])
+
+def _untraced(scope: Any) -> bool:
+    return scope.get("path") in UNTRACED_PATHS
+
+
+def telemetry_config() -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry (`FastAPI(telemetry=...)`): a server span per request,
+    continuing an incoming traceparent, named by the route the router matched. It replaces the
+    contrib FastAPIInstrumentor, which wrapped the middleware stack in two more layers and
+    matched every route a second time to name the span. The tracer provider is looked up per
+    request, so one set later (a test's) is used. Metrics stay with Prometheus
+    (shared/web/metrics.py) and logs with the process's logging, so neither is sent twice."""
+    return {"tracing": True, "metrics": False, "logs": False, "operation_spans": False, "exclude": _untraced}
 
 
 def instrument_engine(engine: Any) -> None:

@@ -20,7 +20,7 @@ from shared.kernel.clock import Clock, SystemClock
 from shared.kernel.db import CommitHooks, make_engine, make_sessionmaker
 from shared.kernel.errors import document_problems, install_error_handlers
 from shared.kernel.settings import Settings
-from shared.kernel.tracing import instrument_app, instrument_engine
+from shared.kernel.tracing import instrument_engine, telemetry_config
 from shared.web.audit import AuditMiddleware, audit_router, record_in_transaction
 from shared.web.auth import Authenticator
 from shared.web.contention import RetryOnContention
@@ -180,6 +180,7 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        telemetry=telemetry_config(),
     )
     metrics = Metrics(spec.name)
     probe = BrokerProbe(settings, metrics)
@@ -208,7 +209,6 @@ def create_service_app(spec: ServiceSpec, settings: Settings, clock: Clock | Non
     app.add_middleware(RequestIdMiddleware, root=app)
     install_operations(app, metrics, probe)
     install_docs(app)
-    instrument_app(app)
 
     for router in (*spec.routers, audit_router(spec.audit)):
         app.include_router(router)

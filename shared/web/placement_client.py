@@ -29,7 +29,7 @@ def placement_client(app: FastAPI) -> PlacementClient:
     return client
 
 
-def _placement_client(request: Request) -> PlacementClient:
+async def _placement_client(request: Request) -> PlacementClient:
     return placement_client(request.app)
 
 

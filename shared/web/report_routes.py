@@ -36,7 +36,7 @@ def _quality(ranges: list[tuple[str, float]], accepted: tuple[str, ...]) -> floa
     return 0.0
 
 
-def negotiate(request: Request) -> Literal["json", "csv"]:
+async def negotiate(request: Request) -> Literal["json", "csv"]:
     """JSON unless the Accept header prefers CSV; 406 when it allows neither."""
     header = request.headers.get("accept", "").strip()
     if not header:

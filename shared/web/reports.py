@@ -151,7 +151,7 @@ def check_period(first: date, last: date, settings: Settings) -> Period:
     return period
 
 
-def period_query(
+async def period_query(
     settings: SettingsDep,
     first: Annotated[Day, Query(alias="from", description="First day of the period (YYYY-MM-DD).")],
     last: Annotated[Day, Query(alias="to", description="Last day of the period, included (YYYY-MM-DD).")],
@@ -162,7 +162,7 @@ def period_query(
 PeriodDep = Annotated[Period, Depends(period_query)]
 
 
-def district_query(
+async def district_query(
     settings: SettingsDep,
     district: Annotated[
         NameText | None, Query(description="Only this district's row (and a `total` row for it).")

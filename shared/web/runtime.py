@@ -64,7 +64,7 @@ def extra(app: FastAPI, kind: type[T]) -> T:
     return found
 
 
-def _runtime(request: Request) -> ServiceRuntime:
+async def _runtime(request: Request) -> ServiceRuntime:
     return runtime(request.app)
 
 

@@ -44,6 +44,7 @@ async def test_a_placement_write_its_event_notifys_evaluation_and_the_webhook_sh
         body = placement_body(child, start=DAY0 - timedelta(days=10))
         resp = await placement.post("/v1/placements", json=body, headers={"traceparent": TRACEPARENT})
         assert resp.status_code == 201, resp.text
+        assert (await placement.get("/healthz", headers={"traceparent": TRACEPARENT})).status_code == 200
 
         [event] = await placements.collect(1)
         assert trace_id_of(json.loads(event.value)["traceparent"]) == TRACE_ID
@@ -63,7 +64,8 @@ async def test_a_placement_write_its_event_notifys_evaluation_and_the_webhook_sh
 
     in_trace = [s for s in spans.get_finished_spans() if format(s.context.trace_id, "032x") == TRACE_ID]
     names = {s.name for s in in_trace}
-    assert "POST /v1/placements" in names, names  # the request's server span
+    assert "POST /v1/placements" in names, names  # the request's server span, named by its route
+    assert not any("healthz" in n for n in names), names  # probes make no span
     assert any(n.endswith("obruten.placement publish") for n in names), names  # the relay's hop
     assert "notify apply obruten.placement.started" in names, names  # notify's projection
     assert "notify process" in names, names  # notify's evaluation of the batch

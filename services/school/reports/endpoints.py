@@ -150,7 +150,7 @@ async def school_start_list(
     fmt: FormatDep,
     access: AccessDep,
 ) -> Response:
-    district_query(settings, district)
+    await district_query(settings, district)
     access.require_district(district)
     report = await rows.school_start_list(session, period, district, settings=settings, clock=clock)
     return respond(report, fmt)
