@@ -212,7 +212,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
     from shared.kernel.tracing import configure_tracing
 
-    configure_tracing("tests")
+    configure_tracing("tests", record=True)
     exporter = InMemorySpanExporter()
     trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))  # type: ignore[attr-defined]
     yield exporter

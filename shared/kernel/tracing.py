@@ -4,7 +4,8 @@ The `traceparent` of the request that wrote a record is stored on its outbox row
 the event as the CloudEvents distributed-tracing extension (attribute `traceparent`). Consumers
 continue that trace, so a placement write, its event, notify's evaluation, the alert and its
 webhook delivery are one trace. Spans are exported over OTLP only when the standard
-OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise nothing leaves the process.
+OTEL_EXPORTER_OTLP_ENDPOINT is set; otherwise nothing leaves the process, and spans are not even
+recorded (their ids still propagate, so traceparents and the ids in log lines stay).
 
 Propagation rides in the envelope rather than in Kafka headers: the relay publishes long after
 the request's context is gone, and the outbox row is what remembers it.
@@ -42,20 +43,37 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 tracer = trace.get_tracer("obruten")
 
 
-def configure_tracing(service: str) -> None:
+def configure_tracing(service: str, *, record: bool | None = None) -> None:
     """Install the process's tracer provider (once; a provider already set, as a test's, wins)."""
-    from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
 
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": f"obruten-{service}"}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    trace.set_tracer_provider(make_provider(service, record=record))
+
+
+def make_provider(service: str, *, record: bool | None = None) -> Any:
+    """The tracer provider of a service process. `record`: whether spans are recorded; by default
+    they are when they are exported, or when the standard OTEL_TRACES_SAMPLER chooses a sampler
+    (which then decides, e.g. a ratio). A span recorded with no exporter goes nowhere, and
+    recording (attributes checked and copied, the span's end) is most of what tracing costs."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporting = any(os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+    if record is None:
+        record = exporting or bool(os.environ.get("OTEL_TRACES_SAMPLER"))
+    resource = Resource.create({"service.name": f"obruten-{service}"})
+    # Not recorded: ALWAYS_OFF still gives every span a valid context (a new trace id, or the
+    # incoming one continued), only marked not sampled, so traceparents and log ids stay.
+    provider = TracerProvider(resource=resource) if record else TracerProvider(resource=resource, sampler=ALWAYS_OFF)
+    if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
+    return provider
 
 
 # Requests that make no server span: probes and the metrics scrape, many a minute and no story.

@@ -108,8 +108,11 @@ async def send_deferred(session: AsyncSession) -> None:
     if guarded is not None:
         params.update(guarded[1])
     stmt = _statement(rows, guarded[0] if guarded else None)
+    # On the session's connection, as Core: the rows are no ORM objects, and the ORM's execute
+    # (its event hooks, its result wrapping) costs more than the statement's own binding.
+    conn = await session.connection()
     try:
-        result = await session.execute(stmt, params)
+        result = await conn.execute(stmt, params)
     except DBAPIError as exc:
         for row in rows:
             if row.on_error is not None and (answer := await row.on_error(session, exc)) is not None:
