@@ -94,16 +94,28 @@ def telemetry_config() -> TelemetryConfig:
     return {"tracing": True, "metrics": False, "logs": False, "operation_spans": False, "exclude": _untraced}
 
 
+def recording() -> bool:
+    """Whether this process records spans (an SDK provider whose sampler is not ALWAYS_OFF, see
+    make_provider): decided when the provider is installed, so it can be asked at start-up."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    sampler = getattr(trace.get_tracer_provider(), "sampler", None)
+    return sampler is not None and sampler is not ALWAYS_OFF
+
+
 def instrument_engine(engine: Any) -> None:
     """A span per SQL statement of this engine (statement text only: parameters are never
-    recorded). The instrumentation's EngineTracer is attached per engine because its instrumentor
-    is a process-wide singleton that instruments only the first engine it is given, and each
+    recorded), when spans are recorded: else each statement's span would be made and dropped, its
+    text parsed for a name, for nothing. The instrumentation's EngineTracer is attached per engine
+    because its instrumentor is a process-wide singleton that instruments only the first engine it is given, and each
     service app (several in one test process) has its own. The instrumentor declares support up
     to SQLAlchemy 2.0; the cursor-execute events it listens to are unchanged in 2.1, and
     tests/end_to_end/test_tracing.py checks that statement spans appear."""
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
     from opentelemetry.metrics import get_meter
 
+    if not recording():
+        return
     usage = get_meter("obruten.sqlalchemy").create_up_down_counter("db.client.connections.usage")
     EngineTracer(trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine.sync_engine, usage)  # type: ignore[no-untyped-call]
 

@@ -66,7 +66,6 @@ class ServiceDefinition:
     # when it serves on a loopback address (plain http on this machine).
     plain_http_env: str | None = None
 
-
     @property
     def settings_prefix(self) -> str:
         """The own settings' prefix as a keyword: `notify_` for OBRUTEN_NOTIFY_…"""

@@ -90,10 +90,7 @@ async def test_metrics_count_events_by_type_and_report_the_lag(service_client) -
     assert (
         lags
         and all(s.value == 0 for s in lags)
-        and {s.labels["topic"] for s in lags}
-        == {
-            runtime(placement.app).settings.topic("obruten.placement")
-        }
+        and {s.labels["topic"] for s in lags} == {runtime(placement.app).settings.topic("obruten.placement")}
     )
 
 

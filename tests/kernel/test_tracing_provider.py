@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shared.kernel.tracing import context_of, make_provider, trace_id_of
+from shared.kernel.tracing import context_of, make_provider, recording, trace_id_of
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -47,3 +47,12 @@ def test_spans_are_recorded_when_asked_or_when_a_sampler_is_chosen(monkeypatch: 
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
     exporter, _, _, recording = _spans(None)
     assert recording and len(exporter.get_finished_spans()) == 2
+
+
+def test_whether_spans_are_recorded_is_known_from_the_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import trace
+
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: make_provider("tests"))
+    assert not recording()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: make_provider("tests", record=True))
+    assert recording()

@@ -197,5 +197,3 @@ async def test_one_destination_that_cannot_be_sent_to_fails_alone(service_client
         listed = (await notify.get(f"/v1/webhooks/{bad}/deliveries", params={"status": "dead"})).json()
         assert listed["total"] == 1
     assert len(good.requests) == 1 and len(other.requests) == 1
-
-

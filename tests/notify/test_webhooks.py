@@ -77,7 +77,8 @@ async def test_the_payloads_are_documented_as_openapi_webhooks(service_client) -
     assert doc["openapi"].startswith("3.1")
     assert set(doc["webhooks"]) == {
         # `changed` (issue 14: a move, a transfer, corrected dates) is announced to subscribers too.
-        f"obruten.alert.{t}" for t in ("prewarned", "opened", "escalated", "acknowledged", "resolved", "changed")
+        f"obruten.alert.{t}"
+        for t in ("prewarned", "opened", "escalated", "acknowledged", "resolved", "changed")
     }
     operation = doc["webhooks"]["obruten.alert.opened"]["post"]
     assert {p["name"] for p in operation["parameters"] if p["in"] == "header"} == {

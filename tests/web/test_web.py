@@ -192,4 +192,3 @@ async def test_no_page_opens_without_signing_in(web: httpx.AsyncClient) -> None:
             assert resp.status_code == 303 and resp.headers["location"].startswith("/login"), (method, path)
             checked += 1
     assert checked >= 10
-
