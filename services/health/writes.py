@@ -21,7 +21,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, literal_column, select
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +43,8 @@ _open = exam_t.alias("open_booking")
 # A literal, so that the condition is the partial index's own (ux_examination_open_booking).
 _BOOKED: ColumnElement[str] = literal_column(f"'{ExamStatus.booked.value}'")
 _OPEN = (_open.c.id.label("open_id"), _open.c.date.label("open_date"))
+# What a history step answers (schemas.StatusOut).
+_STEP = ("status", "date", "recorded_at")
 
 PLACEMENT_FOR_CREATE: Select[Any] = (
     select(*placement_view.c, *_OPEN)
@@ -57,10 +60,27 @@ PLACEMENT_FOR_CREATE: Select[Any] = (
     .where(placement_view.c.placement_id == bindparam("id"))
 )
 
-# The examination, its placement (columns as in the copy) and its kind's other open booking;
-# the examination's own columns are prefixed x_.
+
+def _history(column: Any) -> Any:
+    """One column of the examination's history, oldest first, as an array."""
+    ordered = aggregate_order_by(column, status_t.c.id)
+    return (
+        select(func.array_agg(ordered, type_=ARRAY(column.type)))
+        .where(status_t.c.examination_id == exam_t.c.id)
+        .scalar_subquery()
+        .label(f"h_{column.name}")
+    )
+
+
+# The examination, its placement (columns as in the copy), its kind's other open booking and its
+# history, in one read; the examination's own columns are prefixed x_, its history's h_.
 EXAM_FOR_CHANGE: Select[Any] = (
-    select(*(c.label(f"x_{c.name}") for c in exam_t.c), *placement_view.c, *_OPEN)
+    select(
+        *(c.label(f"x_{c.name}") for c in exam_t.c),
+        *placement_view.c,
+        *_OPEN,
+        *(_history(status_t.c[c]) for c in _STEP),
+    )
     .select_from(exam_t)
     .outerjoin(placement_view, placement_view.c.placement_id == exam_t.c.placement_id)
     .outerjoin(
@@ -73,12 +93,6 @@ EXAM_FOR_CHANGE: Select[Any] = (
         ),
     )
     .where(exam_t.c.id == bindparam("id"))
-)
-
-HISTORY: Select[Any] = (
-    select(status_t.c.status, status_t.c.date, status_t.c.recorded_at)
-    .where(status_t.c.examination_id == bindparam("id"))
-    .order_by(status_t.c.id)
 )
 
 # The placement as read (its copy changes only with its version), locked for the statement.
@@ -164,7 +178,7 @@ def record_examination(
 def _announce(session: AsyncSession, exam: Examination, *, clock: Clock) -> ExaminationStatus:
     """The examination's current status appended to its history, and its event (service._record)."""
     step = ExaminationStatus(examination_id=exam.id, status=exam.status, date=exam.date, recorded_at=clock.now())
-    defer(session, status_t, {c: getattr(step, c) for c in ("examination_id", "status", "date", "recorded_at")})
+    defer(session, status_t, {c: getattr(step, c) for c in ("examination_id", *_STEP)})
     etype, data = service.event_of(exam)
     outbox.add_deferred(session, etype, subject=str(exam.child_id), data=data, time=clock.now())
     return step
@@ -174,12 +188,15 @@ class Read:
     """An examination as read for a change: the record, its placement, its kind's other open
     booking and its history; None for the placement when the local copy lacks it."""
 
-    def __init__(self, row: RowMapping, history: list[schemas.StatusOut]) -> None:
+    def __init__(self, row: RowMapping) -> None:
         self.exam = Examination(**{c.key: row[f"x_{c.name}"] for c in exam_t.c})
         self.placement: RowMapping | None = row if row["version"] is not None else None
         self.open_id: uuid.UUID | None = row["open_id"]
         self.open_date = row["open_date"]
-        self.history = history
+        self.history = [
+            schemas.StatusOut(status=status, date=day, recorded_at=at)
+            for status, day, at in zip(*(row[f"h_{c}"] or () for c in _STEP), strict=True)
+        ]
         self.guard_params = {
             "g_placement": self.exam.placement_id,
             "g_version": row["version"],
@@ -200,8 +217,7 @@ async def read_examination(session: AsyncSession, examination_id: uuid.UUID, acc
         await session.rollback()
         return None
     access.check(row["district"], placement_not_found("body.placement_id"), protected=is_protected(row))
-    steps = (await conn.execute(HISTORY, {"id": examination_id})).all()
-    return Read(row, [schemas.StatusOut.model_validate(s, from_attributes=True) for s in steps])
+    return Read(row)
 
 
 def _change(session: AsyncSession, read: Read, values: dict[str, Any], on_error: OnError | None = None) -> None:
