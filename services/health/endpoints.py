@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.health import imports, schemas, service
-from services.health.models import Examination, placement_view
-from shared.bus.placement_copy import protected_placements
+from services.health import imports, schemas, service, writes
+from services.health.models import Examination, ExaminationStatus, placement_view
+from shared.bus.placement_copy import is_protected, protected_placements
 from shared.contracts.health import ExamKind, ExamStatus
 from shared.kernel.clock import ClockDep
 from shared.kernel.db import SessionDep
@@ -38,6 +38,10 @@ async def _exams_out(session: AsyncSession, access: Access, exams: list[Examinat
     return out
 
 
+def _step(step: ExaminationStatus) -> schemas.StatusOut:
+    return schemas.StatusOut.model_validate(step)
+
+
 async def _detail(session: AsyncSession, access: Access, exam: Examination) -> schemas.ExaminationDetail:
     [out] = await _exams_out(session, access, [exam])
     steps = [schemas.StatusOut.model_validate(s) for s in await service.history(session, exam.id)]
@@ -59,9 +63,15 @@ async def create_examination(
 ) -> schemas.ExaminationDetail:
     """Record a health or dental examination: a booking (today or later), or an outcome that
     already happened (completed, declined or missed, not in the future)."""
-    exam = await service.create_examination(session, body, client=client, clock=clock, access=access)
+    # Read unlocked; the write locks the placement and writes only if it is still as read (writes.py).
+    placement = await writes.read_placement(session, body)
+    if placement is None:  # not seen on the bus yet: asked of the placement service
+        exam = await service.create_examination(session, body, client=client, clock=clock, access=access)
+        access.resource_id = str(exam.id)
+        return await _detail(session, access, exam)
+    exam, step = writes.record_examination(session, placement, body, clock=clock, access=access)
     access.resource_id = str(exam.id)
-    return await _detail(session, access, exam)
+    return writes.detail(access, exam, [_step(step)], protected=is_protected(placement))
 
 
 @router.post(
@@ -78,8 +88,12 @@ async def record_outcome(
     access: AccessDep,
 ) -> schemas.ExaminationDetail:
     """A booked examination was completed, declined or missed."""
-    exam = await service.record_outcome(session, examination_id, body, client=client, clock=clock, access=access)
-    return await _detail(session, access, exam)
+    read = await writes.read_examination(session, examination_id, access)
+    if read is None or read.placement is None:  # its placement not in the local copy
+        exam = await service.record_outcome(session, examination_id, body, client=client, clock=clock, access=access)
+        return await _detail(session, access, exam)
+    exam, step = writes.record_outcome(session, read, body, clock=clock)
+    return writes.detail(access, exam, [*read.history, _step(step)], protected=is_protected(read.placement))
 
 
 @router.post(
@@ -97,8 +111,12 @@ async def rebook(
 ) -> schemas.ExaminationDetail:
     """Book a declined or missed examination again, or move a booked one to a new date.
     The history keeps the earlier statuses."""
-    exam = await service.rebook(session, examination_id, body, client=client, clock=clock, access=access)
-    return await _detail(session, access, exam)
+    read = await writes.read_examination(session, examination_id, access)
+    if read is None or read.placement is None:  # its placement not in the local copy
+        exam = await service.rebook(session, examination_id, body, client=client, clock=clock, access=access)
+        return await _detail(session, access, exam)
+    exam, step = writes.rebook(session, read, body, clock=clock)
+    return writes.detail(access, exam, [*read.history, _step(step)], protected=is_protected(read.placement))
 
 
 @router.get(

@@ -54,7 +54,7 @@ EVENT_FOR_STATUS: dict[ExamStatus, EventType] = {
 }
 
 
-def _check_date(placement: RowMapping, status: ExamStatus, day: dt.date, *, clock: Clock, field: str) -> None:
+def check_date(placement: RowMapping, status: ExamStatus, day: dt.date, *, clock: Clock, field: str) -> None:
     start: dt.date = placement["start_date"]
     end: dt.date | None = placement["end_date"]
     if day < start:
@@ -75,9 +75,22 @@ def _check_date(placement: RowMapping, status: ExamStatus, day: dt.date, *, cloc
         raise invalid(field, f"in the future; record a {status.value} examination when it has happened")
 
 
-async def _refuse_second_booking(
-    session: AsyncSession, placement_id: uuid.UUID, kind: ExamKind, *, field: str, ignore: uuid.UUID | None = None
-) -> None:
+def booking_open(kind: ExamKind, open_id: uuid.UUID, open_date: dt.date, *, field: str) -> Problem:
+    """The answer to a second booking of a kind while one is open."""
+    return Problem(
+        409,
+        "booking-open",
+        "Examination already booked",
+        f"A {kind.value} examination is already booked for {open_date}; record its outcome or move it "
+        f"(POST /v1/examinations/{open_id}/outcome or /rebook) instead.",
+        field=field,
+        open_examination_id=str(open_id),
+    )
+
+
+def open_booking_query(
+    placement_id: uuid.UUID, kind: ExamKind, ignore: uuid.UUID | None = None
+) -> Select[uuid.UUID, dt.date]:
     stmt = select(Examination.id, Examination.date).where(
         Examination.placement_id == placement_id,
         Examination.kind == kind.value,
@@ -85,50 +98,53 @@ async def _refuse_second_booking(
     )
     if ignore is not None:
         stmt = stmt.where(Examination.id != ignore)
-    open_booking = (await session.execute(stmt.limit(1))).first()
+    return stmt.limit(1)
+
+
+async def _refuse_second_booking(
+    session: AsyncSession, placement_id: uuid.UUID, kind: ExamKind, *, field: str, ignore: uuid.UUID | None = None
+) -> None:
+    open_booking = (await session.execute(open_booking_query(placement_id, kind, ignore))).first()
     if open_booking is not None:
-        raise Problem(
-            409,
-            "booking-open",
-            "Examination already booked",
-            f"A {kind.value} examination is already booked for {open_booking.date}; record its outcome or move it "
-            f"(POST /v1/examinations/{open_booking.id}/outcome or /rebook) instead.",
-            field=field,
-            open_examination_id=str(open_booking.id),
-        )
+        raise booking_open(kind, open_booking.id, open_booking.date, field=field)
+
+
+def another_booking(field: str) -> Problem:
+    # Only reachable if a writer bypassed the placement lock; the unique index still holds.
+    return Problem(
+        409, "booking-open", "Examination already booked", "Another booking of this kind is open.", field=field
+    )
 
 
 async def _flush(session: AsyncSession, *, field: str) -> None:
     try:
         await session.flush()
     except IntegrityError as exc:
-        # Only reachable if a writer bypassed the placement lock; the unique index still holds.
-        raise Problem(
-            409, "booking-open", "Examination already booked", "Another booking of this kind is open.", field=field
-        ) from exc
+        raise another_booking(field) from exc
+
+
+def event_of(exam: Examination) -> tuple[EventType, ExaminationEvent]:
+    """The event announcing the examination's current status."""
+    status = ExamStatus(exam.status)
+    # No provider: a clinic can reveal where a child lives.
+    data = ExaminationEvent(
+        examination_id=exam.id,
+        placement_id=exam.placement_id,
+        child_id=exam.child_id,
+        district=exam.district,
+        kind=ExamKind(exam.kind),
+        status=status,
+        booked_date=exam.booked_date,
+        date=exam.date,
+    )
+    return EVENT_FOR_STATUS[status], data
 
 
 async def _record(session: AsyncSession, exam: Examination, *, clock: Clock) -> None:
     """Append the examination's current status to its history and announce it."""
     session.add(ExaminationStatus(examination_id=exam.id, status=exam.status, date=exam.date, recorded_at=clock.now()))
-    status = ExamStatus(exam.status)
-    await outbox.add(
-        session,
-        EVENT_FOR_STATUS[status],
-        subject=str(exam.child_id),
-        # No provider: a clinic can reveal where a child lives.
-        data=ExaminationEvent(
-            examination_id=exam.id,
-            placement_id=exam.placement_id,
-            child_id=exam.child_id,
-            district=exam.district,
-            kind=ExamKind(exam.kind),
-            status=status,
-            booked_date=exam.booked_date,
-            date=exam.date,
-        ),
-        time=clock.now(),
-    )
+    etype, data = event_of(exam)
+    await outbox.add(session, etype, subject=str(exam.child_id), data=data, time=clock.now())
 
 
 async def create_examination(
@@ -141,10 +157,19 @@ async def create_examination(
     external_id: str | None = None,
 ) -> Examination:
     placement = await placement_for_write(session, placement_view, client, body.placement_id, access)
-    _check_date(placement, body.status, body.date, clock=clock, field="body.date")
+    check_date(placement, body.status, body.date, clock=clock, field="body.date")
     if body.status is ExamStatus.booked:
         await _refuse_second_booking(session, body.placement_id, body.kind, field="body.kind")
-    exam = Examination(
+    exam = new_examination(placement, body, external_id=external_id)
+    session.add(exam)
+    await _flush(session, field="body.kind")
+    await _record(session, exam, clock=clock)
+    await session.flush()
+    return exam
+
+
+def new_examination(placement: RowMapping, body: schemas.ExaminationCreate, *, external_id: str | None) -> Examination:
+    return Examination(
         id=uuid.uuid4(),
         placement_id=placement["placement_id"],
         child_id=placement["child_id"],
@@ -156,11 +181,6 @@ async def create_examination(
         provider=body.provider,
         external_id=external_id,
     )
-    session.add(exam)
-    await _flush(session, field="body.kind")
-    await _record(session, exam, clock=clock)
-    await session.flush()
-    return exam
 
 
 async def _examination_for_write(
@@ -192,6 +212,17 @@ async def record_outcome(
     access: Access,
 ) -> Examination:
     exam, placement = await _examination_for_write(session, client, examination_id, access)
+    check_outcome(exam, placement, body, clock=clock)
+    exam.status = body.status.value
+    exam.date = body.date
+    await session.flush()
+    await _record(session, exam, clock=clock)
+    await session.flush()
+    return exam
+
+
+def check_outcome(exam: Examination, placement: RowMapping, body: schemas.ExaminationOutcome, *, clock: Clock) -> None:
+    """The rules an outcome of `exam` must meet (a Problem naming the field when it does not)."""
     if exam.status == ExamStatus.completed.value:
         raise Problem(
             409,
@@ -209,15 +240,9 @@ async def record_outcome(
             field="body.status",
         )
     status = ExamStatus(body.status.value)
-    _check_date(placement, status, body.date, clock=clock, field="body.date")
+    check_date(placement, status, body.date, clock=clock, field="body.date")
     if status is ExamStatus.missed and exam.booked_date is not None and body.date < exam.booked_date:
         raise invalid("body.date", f"before the booked date ({exam.booked_date}); it cannot have been missed yet")
-    exam.status = status.value
-    exam.date = body.date
-    await session.flush()
-    await _record(session, exam, clock=clock)
-    await session.flush()
-    return exam
 
 
 async def rebook(
@@ -230,6 +255,17 @@ async def rebook(
     access: Access,
 ) -> Examination:
     exam, placement = await _examination_for_write(session, client, examination_id, access)
+    check_rebook(exam, placement, body, clock=clock)
+    await _refuse_second_booking(session, exam.placement_id, ExamKind(exam.kind), field="body.date", ignore=exam.id)
+    apply_rebook(exam, body)
+    await _flush(session, field="body.date")
+    await _record(session, exam, clock=clock)
+    await session.flush()
+    return exam
+
+
+def check_rebook(exam: Examination, placement: RowMapping, body: schemas.ExaminationRebook, *, clock: Clock) -> None:
+    """The rules a rebooking of `exam` must meet, but the one open booking per kind."""
     if exam.status == ExamStatus.completed.value:
         raise Problem(
             409,
@@ -238,17 +274,15 @@ async def rebook(
             f"It was completed on {exam.date}; record a new examination (POST /v1/examinations) instead.",
             field="body.date",
         )
-    _check_date(placement, ExamStatus.booked, body.date, clock=clock, field="body.date")
-    await _refuse_second_booking(session, exam.placement_id, ExamKind(exam.kind), field="body.date", ignore=exam.id)
+    check_date(placement, ExamStatus.booked, body.date, clock=clock, field="body.date")
+
+
+def apply_rebook(exam: Examination, body: schemas.ExaminationRebook) -> None:
     exam.status = ExamStatus.booked.value
     exam.date = body.date
     exam.booked_date = body.date
     if body.provider is not None:
         exam.provider = body.provider
-    await _flush(session, field="body.date")
-    await _record(session, exam, clock=clock)
-    await session.flush()
-    return exam
 
 
 async def get_examination(session: AsyncSession, examination_id: uuid.UUID) -> Examination:

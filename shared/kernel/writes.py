@@ -12,6 +12,9 @@ a route that read a record without a lock and checked the rules against it write
 record has not changed meanwhile (`SELECT … FOR UPDATE` in the same statement; nothing at all
 is written otherwise, and the request is run again: `Changed`). With the session in autocommit,
 such a write is one statement and one round trip, its own transaction.
+
+A row may also be an UPDATE of a row found by its key (`defer_update`): a change of a record, sent
+in the same statement as the rows that go with it (its history row, its event, the audit row).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Executable, Select, Table, bindparam, event, func, insert, select
+from sqlalchemy import Executable, Select, Table, bindparam, event, exists, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -42,6 +45,8 @@ class DeferredRow:
     table: Table
     values: dict[str, Any]
     on_error: OnError | None = None
+    # The columns of `values` that find the row to UPDATE; none: the row is INSERTed.
+    key: tuple[str, ...] = ()
 
 
 def defer(session: AsyncSession, table: Table, values: dict[str, Any], on_error: OnError | None = None) -> None:
@@ -61,6 +66,14 @@ def defer_new(session: AsyncSession, record: Any, on_error: OnError | None = Non
     defer(session, table, {c.name: getattr(record, c.key) for c in table.columns}, on_error)
 
 
+def defer_update(
+    session: AsyncSession, table: Table, key: dict[str, Any], values: dict[str, Any], on_error: OnError | None = None
+) -> None:
+    """UPDATE the row of `table` whose `key` columns have these values, setting `values`, with the
+    transaction's other deferred rows (and, guarded, only if the guard finds its row)."""
+    session.info.setdefault(DEFERRED, []).append(DeferredRow(table, {**key, **values}, on_error, tuple(key)))
+
+
 def guard(session: AsyncSession, query: Select[Any], params: dict[str, Any]) -> None:
     """Write the deferred rows only if `query` (a constant `SELECT … FOR UPDATE` with bind
     parameters, given `params`) finds its row; else raise `Changed`."""
@@ -70,30 +83,33 @@ def guard(session: AsyncSession, query: Select[Any], params: dict[str, Any]) -> 
 _statements: dict[tuple[Any, ...], Executable] = {}
 
 
+def _write(n: int, table: Table, columns: tuple[str, ...], key: tuple[str, ...], g: Any) -> Any:
+    """The n-th row's INSERT (or UPDATE by `key`), its values bound as w<n>_<column>; with a
+    guard `g`, it writes only if `g` found its row."""
+    binds = {c: bindparam(f"w{n}_{c}", type_=table.c[c].type) for c in columns}
+    if key:
+        stmt = update(table).where(*(table.c[k] == binds[k] for k in key))
+        stmt = stmt.values({c: b for c, b in binds.items() if c not in key})
+        return stmt if g is None else stmt.where(exists(select(1).select_from(g)))
+    if g is None:
+        return insert(table).values(binds)
+    return insert(table).from_select(list(columns), select(*binds.values()).select_from(g))
+
+
 def _statement(rows: list[DeferredRow], guarded: Select[Any] | None) -> Executable:
-    shape = (guarded, *((r.table, tuple(r.values)) for r in rows))
+    shape = (guarded, *((r.table, tuple(r.values), r.key) for r in rows))
     stmt = _statements.get(shape)
     if stmt is not None:
         return stmt
-    columns = [(r.table, tuple(r.values)) for r in rows]
-    if guarded is None:
-        inserts = [
-            insert(t).values({c: bindparam(f"w{n}_{c}", type_=t.c[c].type) for c in cs})
-            for n, (t, cs) in enumerate(columns)
-        ]
-        stmt = inserts[-1]
-        if len(inserts) > 1:
-            stmt = stmt.add_cte(*(ins.cte(f"w{n}") for n, ins in enumerate(inserts[:-1])))
+    g = guarded.cte("g") if guarded is not None else None
+    writes = [_write(n, r.table, tuple(r.values), r.key, g) for n, r in enumerate(rows)]
+    if g is None:
+        stmt = writes[-1]
+        if len(writes) > 1:
+            stmt = stmt.add_cte(*(w.cte(f"w{n}") for n, w in enumerate(writes[:-1])))
     else:
-        g = guarded.cte("g")
-        ctes = [
-            insert(t)
-            .from_select(list(cs), select(*(bindparam(f"w{n}_{c}", type_=t.c[c].type) for c in cs)).select_from(g))
-            .cte(f"w{n}")
-            for n, (t, cs) in enumerate(columns)
-        ]
         # How many guarded rows there were: 0 means nothing was written.
-        stmt = select(func.count()).select_from(g).add_cte(*ctes)
+        stmt = select(func.count()).select_from(g).add_cte(*(w.cte(f"w{n}") for n, w in enumerate(writes)))
     _statements[shape] = stmt
     return stmt
 
