@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notify.context import Context
 from services.notify.models import Examination, PlacementArrival, SchoolAttendance, SchoolPlan, placement_view
 from services.notify.rules import assess as r
-from shared.bus.batch import any_of
+from shared.bus.batch import any_param
 
 
 @dataclass(frozen=True)
@@ -48,22 +48,15 @@ class Loaded:
         )
 
 
-def children_of(placement_ids: Iterable[uuid.UUID]) -> Any:
-    """Every placement of the children of these placements (a subquery of placement ids)."""
+def children_of_param(name: str) -> Any:
+    """Every placement of the children of the placements given as the array parameter `name`
+    (a subquery of placement ids, for a statement built once)."""
     pv = placement_view.c
-    kids = select(pv.child_id).where(any_of(pv.placement_id, placement_ids))
-    return select(pv.placement_id).where(pv.child_id.in_(kids))
+    return select(pv.placement_id).where(pv.child_id.in_(select(pv.child_id).where(any_param(pv.placement_id, name))))
 
 
 async def load_facts(session: AsyncSession, ctx: Context, placement_ids: Iterable[uuid.UUID]) -> Loaded:
-    pv = placement_view.c
-    rows = (
-        await session.execute(
-            select(placement_view, PlacementArrival.first_seen_at, PlacementArrival.ended_seen_at)
-            .outerjoin(PlacementArrival, PlacementArrival.placement_id == pv.placement_id)
-            .where(pv.placement_id.in_(children_of(placement_ids)))
-        )
-    ).all()
+    rows = (await session.execute(_PLACEMENTS, {"ids": list(dict.fromkeys(placement_ids))})).all()
     loaded = Loaded()
     seen: dict[uuid.UUID, tuple[datetime | None, datetime | None]] = {}
     for row in rows:
@@ -89,25 +82,7 @@ async def load_facts(session: AsyncSession, ctx: Context, placement_ids: Iterabl
 async def _add_records(session: AsyncSession, facts: dict[uuid.UUID, r.Facts]) -> None:
     """School attendances, plans and completed examinations in one round trip, not three: the
     consumer runs this for every batch."""
-    ids = list(facts)
-    no_date, no_kind = null().cast(Date), null().cast(Text)
-    rows: Result[Any] = await session.execute(
-        union_all(
-            select(
-                literal("attendance").label("fact"),
-                SchoolAttendance.placement_id,
-                SchoolAttendance.start_date.label("first"),
-                SchoolAttendance.end_date.label("second"),
-                no_kind.label("kind"),
-            ).where(any_of(SchoolAttendance.placement_id, ids)),
-            select(literal("plan"), SchoolPlan.placement_id, SchoolPlan.drawn_up_on, no_date, no_kind).where(
-                any_of(SchoolPlan.placement_id, ids)
-            ),
-            select(
-                literal("exam"), Examination.placement_id, Examination.completed_on, no_date, Examination.kind
-            ).where(any_of(Examination.placement_id, ids), Examination.completed_on.is_not(None)),
-        )
-    )
+    rows: Result[Any] = await session.execute(_RECORDS, {"ids": list(facts)})
     for row in rows:
         f = facts[row.placement_id]
         if row.fact == "attendance":
@@ -116,6 +91,40 @@ async def _add_records(session: AsyncSession, facts: dict[uuid.UUID, r.Facts]) -
             f.plans.append(row.first)
         else:
             (f.health_exams if row.kind == "health" else f.dental_exams).append(row.first)
+
+
+def _placements() -> Any:
+    pv = placement_view.c
+    return (
+        select(placement_view, PlacementArrival.first_seen_at, PlacementArrival.ended_seen_at)
+        .outerjoin(PlacementArrival, PlacementArrival.placement_id == pv.placement_id)
+        .where(pv.placement_id.in_(children_of_param("ids")))
+    )
+
+
+def _records() -> Any:
+    no_date, no_kind = null().cast(Date), null().cast(Text)
+    return union_all(
+        select(
+            literal("attendance").label("fact"),
+            SchoolAttendance.placement_id,
+            SchoolAttendance.start_date.label("first"),
+            SchoolAttendance.end_date.label("second"),
+            no_kind.label("kind"),
+        ).where(any_param(SchoolAttendance.placement_id, "ids")),
+        select(literal("plan"), SchoolPlan.placement_id, SchoolPlan.drawn_up_on, no_date, no_kind).where(
+            any_param(SchoolPlan.placement_id, "ids")
+        ),
+        select(literal("exam"), Examination.placement_id, Examination.completed_on, no_date, Examination.kind).where(
+            any_param(Examination.placement_id, "ids"), Examination.completed_on.is_not(None)
+        ),
+    )
+
+
+# Built once: the same statement object is a cache hit for SQLAlchemy's compiler, where building
+# it for each batch cost more than running it.
+_PLACEMENTS = _placements()
+_RECORDS = _records()
 
 
 def runs_of(placements: list[r.Facts], gap_days: int) -> list[list[r.Facts]]:

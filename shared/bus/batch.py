@@ -57,6 +57,12 @@ def any_of(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], column == func.any(literal(list(values), ARRAY(column.type))))
 
 
+def any_param(column: Any, name: str) -> ColumnElement[bool]:
+    """`any_of` for a statement built once: `column = ANY(:name)`, the values bound at execution
+    as one array (`{name: [...]}`), so SQLAlchemy neither builds nor keys the statement anew."""
+    return cast(ColumnElement[bool], column == func.any(bindparam(name, type_=ARRAY(column.type))))
+
+
 def by_column(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
     """The parameters of an `unnest` statement: rows turned into one list per column."""
     return {name: [row[name] for row in rows] for name in columns}
