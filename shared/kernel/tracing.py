@@ -33,6 +33,7 @@ __all__ = [
     "span_context_of",
     "trace_id_of",
     "tracer",
+    "without_instrumentation_spans",
 ]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -156,6 +157,17 @@ def span_context_of(traceparent: str | None) -> SpanContext | None:
     if trace_id == "0" * 32 or span_id == "0" * 16 or version == "ff" or (version == "00" and rest):
         return None
     return SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16)))
+
+
+@contextlib.contextmanager
+def without_instrumentation_spans() -> Iterator[None]:
+    """Within: no spans from the instrumentations (a span per SQL statement, per HTTP call); the
+    service's own spans, and the current span that outbox rows take their traceparent from, stay.
+    For a consumer batch, where a span per statement cost as much CPU as the statement itself."""
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with suppress_instrumentation():
+        yield
 
 
 def log_ids() -> dict[str, str]:
