@@ -14,56 +14,105 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, Table, Text, bindparam, func, literal, select, true, update
+from sqlalchemy import ARRAY, DateTime, Table, Text, bindparam, case, func, literal, null, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notify.alerts.store import apply_assessment, hand_over
 from services.notify.context import Context
-from services.notify.facts import children_of, load_facts
+from services.notify.facts import children_of_param, load_facts
 from services.notify.mail import queue as mail_queue
-from services.notify.models import Alert, AlertDue, placement_view
+from services.notify.models import Alert, AlertDue, PlacementArrival, placement_view
 from services.notify.rules import assess as r
 from services.notify.schedule import note_due
-from shared.bus.batch import any_of, unnest
+from shared.bus.batch import any_param, unnest
 from shared.contracts.alerts import RULE_NAMES
 
 
-async def evaluate_placements(session: AsyncSession, ctx: Context, placement_ids: Iterable[uuid.UUID]) -> None:
+async def evaluate_placements(
+    session: AsyncSession, ctx: Context, placement_ids: Iterable[uuid.UUID], *, seen_at: datetime | None = None
+) -> None:
     """Re-assess every rule of these placements now, waiting for their due rows if a tick holds
     them. Rows are created and locked in (placement, rule) order, the same in every replica, so
     two consumers touching the same placements wait for each other instead of deadlocking.
 
     Every placement of the children concerned is re-assessed with them: a placement arriving,
-    ending or corrected can change the child's run, and so which placement holds its alerts."""
+    ending or corrected can change the child's run, and so which placement holds its alerts.
+
+    `seen_at` (the consumer): also note that notify learnt of these placements (and of their end)
+    then, what the settle period counts from (services/notify/facts.py), in the same statement as
+    the due rows."""
+    params: dict[str, Any] = {"given": sorted(set(placement_ids))}
+    if seen_at is None:
+        created = (await session.execute(_CREATE_DUE, params)).one()
+    else:
+        created = (await session.execute(_CREATE_DUE_NOTING_ARRIVALS, {**params, "seen_at": seen_at})).one()
+    new = set(zip(created.placement_ids or (), created.rules or (), strict=True))
+    pairs = [(row.placement_id, row.rule) for row in await session.execute(_LOCK_DUE, params)]
+    if pairs:
+        await _evaluate_pairs(session, ctx, pairs, new=new.issuperset(pairs))
+
+
+def _create_due(*, noting_arrivals: bool) -> Any:
+    """The due rows of every placement of the children of `given` that is on file, created when
+    missing (one statement, not a look-up and an insert): facts that arrived before their
+    placement wait for it, keyed by placement_id. Answers the pairs it created, as two arrays
+    (one row, not one per pair).
+
+    `noting_arrivals`: also note when notify first learnt of each placement of `given` on file,
+    and of its end, at `seen_at` (notify's clock). Independent of the due rows (both read the
+    placements as the statement starts), so one round trip holds both."""
     pv = placement_view.c
-    given = set(placement_ids)
-    ids = sorted(set((await session.scalars(children_of(given))).all()) | given)
-    # The due rows are created only for a placement on file (one statement, not a look-up and
-    # an insert): facts that arrived before their placement wait for it, keyed by placement_id.
+    due = cast(Table, AlertDue.__table__)  # the table: an ORM insert given parameters is a bulk insert
     rules = select(func.unnest(literal(list(RULE_NAMES), ARRAY(Text))).column_valued("rule")).subquery()
-    await session.execute(
-        pg_insert(AlertDue)
+    created = (
+        pg_insert(due)
         .from_select(
             ["placement_id", "rule"],
             select(pv.placement_id, rules.c.rule)
             .select_from(placement_view.join(rules, true()))
-            .where(any_of(pv.placement_id, ids))
+            .where(pv.placement_id.in_(children_of_param("given")))
             .order_by(pv.placement_id, rules.c.rule),
         )
         .on_conflict_do_nothing()
+        .returning(due.c.placement_id, due.c.rule)
+        .cte("created")
     )
-    locked = (
-        await session.execute(
-            select(AlertDue.placement_id, AlertDue.rule)
-            .where(any_of(AlertDue.placement_id, ids))
-            .order_by(AlertDue.placement_id, AlertDue.rule)
-            .with_for_update()
-        )
-    ).all()
-    if not locked:
-        return
-    await _evaluate_pairs(session, ctx, [(row.placement_id, row.rule) for row in locked])
+    stmt = select(
+        func.array_agg(created.c.placement_id).label("placement_ids"), func.array_agg(created.c.rule).label("rules")
+    )
+    if not noting_arrivals:
+        return stmt
+    arrivals_table = cast(Table, PlacementArrival.__table__)
+    seen = bindparam("seen_at", type_=DateTime(timezone=True))
+    ended = case((pv.end_date.is_not(None), seen), else_=null())
+    arrivals = pg_insert(arrivals_table).from_select(
+        ["placement_id", "first_seen_at", "ended_seen_at"],
+        select(pv.placement_id, seen, ended).where(any_param(pv.placement_id, "given")),
+    )
+    arrivals = arrivals.on_conflict_do_update(
+        index_elements=[arrivals_table.c.placement_id],
+        set_={"ended_seen_at": func.coalesce(arrivals_table.c.ended_seen_at, arrivals.excluded.ended_seen_at)},
+    )
+    return stmt.add_cte(arrivals.cte("arrivals"))
+
+
+def _lock_due() -> Any:
+    """The due rows of every placement of the children of `given`, locked in (placement, rule) order:
+    a statement of its own, after `_create_due`, so that it sees (and locks) the rows just created
+    and any another transaction committed meanwhile."""
+    return (
+        select(AlertDue.placement_id, AlertDue.rule)
+        .where(AlertDue.placement_id.in_(children_of_param("given")))
+        .order_by(AlertDue.placement_id, AlertDue.rule)
+        .with_for_update()
+    )
+
+
+# Built once: the same statement objects are cache hits for SQLAlchemy's compiler.
+_CREATE_DUE = _create_due(noting_arrivals=False)
+_CREATE_DUE_NOTING_ARRIVALS = _create_due(noting_arrivals=True)
+_LOCK_DUE = _lock_due()
 
 
 async def evaluate_due(
@@ -99,18 +148,23 @@ async def evaluate_due(
             return total
 
 
-async def _evaluate_pairs(session: AsyncSession, ctx: Context, pairs: Sequence[tuple[uuid.UUID, str]]) -> None:
+async def _evaluate_pairs(
+    session: AsyncSession, ctx: Context, pairs: Sequence[tuple[uuid.UUID, str]], *, new: bool = False
+) -> None:
     """Assess locked (placement, rule) pairs, apply the transitions and set their next due time.
 
     Only the head of a child's run is assessed, on the facts of the whole run; an active alert on
-    an earlier placement of the run passes to the head first (the alert follows the child)."""
+    an earlier placement of the run passes to the head first (the alert follows the child).
+
+    `new`: every pair's due row was created by this transaction (placements notify just learnt
+    of). No alert of theirs can exist: an alert is only written, or passed on, by a holder of its
+    pair's due row, and a due row exists before anything holds it. So none is read or locked."""
     loaded = await load_facts(session, ctx, (pid for pid, _ in pairs))
     session.info[mail_queue.RULES_KEY] = ctx.rules  # mail: the ladder's step names
     alerts: dict[tuple[uuid.UUID, str], Alert] = {}
-    for alert in await session.scalars(
-        select(Alert).where(any_of(Alert.placement_id, loaded.facts)).order_by(Alert.id).with_for_update()
-    ):
-        alerts[(alert.placement_id, alert.rule)] = alert
+    if not new:
+        for alert in await session.scalars(_LOCK_ALERTS, {"ids": list(loaded.facts)}):
+            alerts[(alert.placement_id, alert.rule)] = alert
     now, today = ctx.clock.now(), ctx.today()
     locked = set(pairs)
     for pid, rule in pairs:
@@ -162,3 +216,4 @@ def _set_due() -> Any:
 # Built once: the same statement object is a cache hit for SQLAlchemy's compiler. Core, not ORM:
 # an ORM update given rows is a bulk update by primary key, one execution per row.
 _SET_DUE = _set_due()
+_LOCK_ALERTS = select(Alert).where(any_param(Alert.placement_id, "ids")).order_by(Alert.id).with_for_update()

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Text, literal, null, select, union_all
-from sqlalchemy.engine import Result
+from sqlalchemy import Boolean, Date, DateTime, Text, Uuid, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify.context import Context
 from services.notify.models import Examination, PlacementArrival, SchoolAttendance, SchoolPlan, placement_view
 from services.notify.rules import assess as r
-from shared.bus.batch import any_of
+from shared.bus.batch import any_param
 
 
 @dataclass(frozen=True)
@@ -48,74 +47,85 @@ class Loaded:
         )
 
 
-def children_of(placement_ids: Iterable[uuid.UUID]) -> Any:
-    """Every placement of the children of these placements (a subquery of placement ids)."""
+def children_of_param(name: str) -> Any:
+    """Every placement of the children of the placements given as the array parameter `name`
+    (a subquery of placement ids, for a statement built once)."""
     pv = placement_view.c
-    kids = select(pv.child_id).where(any_of(pv.placement_id, placement_ids))
-    return select(pv.placement_id).where(pv.child_id.in_(kids))
+    return select(pv.placement_id).where(pv.child_id.in_(select(pv.child_id).where(any_param(pv.placement_id, name))))
 
 
 async def load_facts(session: AsyncSession, ctx: Context, placement_ids: Iterable[uuid.UUID]) -> Loaded:
-    pv = placement_view.c
-    rows = (
-        await session.execute(
-            select(placement_view, PlacementArrival.first_seen_at, PlacementArrival.ended_seen_at)
-            .outerjoin(PlacementArrival, PlacementArrival.placement_id == pv.placement_id)
-            .where(pv.placement_id.in_(children_of(placement_ids)))
-        )
-    ).all()
+    """Every placement of the children of these placements with its school attendances, plans
+    and completed examinations, in one round trip (the consumer runs this for every batch)."""
     loaded = Loaded()
     seen: dict[uuid.UUID, tuple[datetime | None, datetime | None]] = {}
-    for row in rows:
+    records: list[Any] = []
+    for row in await session.execute(_FACTS, {"ids": list(dict.fromkeys(placement_ids))}):
+        if row.fact != "placement":
+            records.append(row)
+            continue
         loaded.facts[row.placement_id] = r.Facts(
             r.Placement(
                 placement_id=row.placement_id,
                 child_id=row.child_id,
                 district=row.district,
                 form=row.form,
-                start_date=row.start_date,
-                end_date=row.end_date,
+                start_date=row.first,
+                end_date=row.second,
                 school_change=row.school_change,
                 child_birth_date=row.child_birth_date,
             )
         )
         seen[row.placement_id] = (row.first_seen_at, row.ended_seen_at)
-    if loaded.facts:
-        await _add_records(session, loaded.facts)
-        _group_runs(ctx, loaded, seen)
-    return loaded
-
-
-async def _add_records(session: AsyncSession, facts: dict[uuid.UUID, r.Facts]) -> None:
-    """School attendances, plans and completed examinations in one round trip, not three: the
-    consumer runs this for every batch."""
-    ids = list(facts)
-    no_date, no_kind = null().cast(Date), null().cast(Text)
-    rows: Result[Any] = await session.execute(
-        union_all(
-            select(
-                literal("attendance").label("fact"),
-                SchoolAttendance.placement_id,
-                SchoolAttendance.start_date.label("first"),
-                SchoolAttendance.end_date.label("second"),
-                no_kind.label("kind"),
-            ).where(any_of(SchoolAttendance.placement_id, ids)),
-            select(literal("plan"), SchoolPlan.placement_id, SchoolPlan.drawn_up_on, no_date, no_kind).where(
-                any_of(SchoolPlan.placement_id, ids)
-            ),
-            select(
-                literal("exam"), Examination.placement_id, Examination.completed_on, no_date, Examination.kind
-            ).where(any_of(Examination.placement_id, ids), Examination.completed_on.is_not(None)),
-        )
-    )
-    for row in rows:
-        f = facts[row.placement_id]
+    for row in records:
+        f = loaded.facts[row.placement_id]
         if row.fact == "attendance":
             f.attendances.append(r.Attendance(row.first, row.second))
         elif row.fact == "plan":
             f.plans.append(row.first)
         else:
             (f.health_exams if row.kind == "health" else f.dental_exams).append(row.first)
+    if loaded.facts:
+        _group_runs(ctx, loaded, seen)
+    return loaded
+
+
+def _facts() -> Any:
+    """The placements (fact "placement", their dates as first and second) and the records of
+    each (attendance, plan, exam: its dates as first and second) as one result, so that one
+    snapshot answers for all of them; what a kind of row lacks is null."""
+    pv = placement_view.c
+    ids = children_of_param("ids")
+    no_id, no_date, no_text = null().cast(Uuid), null().cast(Date), null().cast(Text)
+    no_flag, no_time = null().cast(Boolean), null().cast(DateTime(timezone=True))
+    placements = (
+        select(
+            literal("placement").label("fact"), pv.placement_id, pv.child_id, pv.district, pv.form,
+            pv.start_date.label("first"), pv.end_date.label("second"), pv.school_change, pv.child_birth_date,
+            PlacementArrival.first_seen_at, PlacementArrival.ended_seen_at, no_text.label("kind"),
+        )
+        .outerjoin(PlacementArrival, PlacementArrival.placement_id == pv.placement_id)
+        .where(pv.placement_id.in_(ids))
+    )  # fmt: skip
+
+    def record(fact: str, placement_id: Any, first: Any, second: Any, kind: Any) -> Any:
+        return select(
+            literal(fact), placement_id, no_id, no_text, no_text, first, second, no_flag, no_date, no_time, no_time,
+            kind,
+        ).where(placement_id.in_(ids))  # fmt: skip
+
+    sa, plan, exam = SchoolAttendance, SchoolPlan, Examination
+    return union_all(
+        placements,
+        record("attendance", sa.placement_id, sa.start_date, sa.end_date, no_text),
+        record("plan", plan.placement_id, plan.drawn_up_on, no_date, no_text),
+        record("exam", exam.placement_id, exam.completed_on, no_date, exam.kind).where(exam.completed_on.is_not(None)),
+    )
+
+
+# Built once: the same statement object is a cache hit for SQLAlchemy's compiler, where building
+# it for each batch cost more than running it.
+_FACTS = _facts()
 
 
 def runs_of(placements: list[r.Facts], gap_days: int) -> list[list[r.Facts]]:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Table, case, func, literal, null, select
+from sqlalchemy import Table, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,12 +24,11 @@ from services.notify.evaluation import evaluate_placements
 from services.notify.mail import directory as mail_directory
 from services.notify.models import (
     Examination,
-    PlacementArrival,
     SchoolAttendance,
     SchoolPlan,
     placement_view,
 )
-from shared.bus.batch import BatchHandler, any_of, by_column, unnest
+from shared.bus.batch import BatchHandler, by_column, unnest
 from shared.bus.inbox import event_data
 from shared.bus.placement_copy import upsert_placements
 from shared.contracts.envelope import CloudEvent
@@ -83,28 +82,10 @@ def make_after_batch(ctx: Context) -> Callable[[AsyncSession], Any]:
     async def after_batch(session: AsyncSession) -> None:
         touched: set[uuid.UUID] = session.info.pop(_TOUCHED, set())
         if touched:
-            await note_arrivals(session, ctx, touched)
-            await evaluate_placements(session, ctx, touched)
+            # Noting when notify learnt of them (what the settle period counts from) on the way.
+            await evaluate_placements(session, ctx, touched, seen_at=ctx.clock.now())
 
     return after_batch
-
-
-async def note_arrivals(session: AsyncSession, ctx: Context, placement_ids: set[uuid.UUID]) -> None:
-    """When notify first learnt of each placement on file, and of its end, on notify's clock:
-    what the settle period counts from (services/notify/facts.py)."""
-    pv = placement_view.c
-    now = literal(ctx.clock.now(), DateTime(timezone=True))
-    ended = case((pv.end_date.is_not(None), now), else_=null())
-    stmt = pg_insert(PlacementArrival).from_select(
-        ["placement_id", "first_seen_at", "ended_seen_at"],
-        select(pv.placement_id, now, ended).where(any_of(pv.placement_id, sorted(placement_ids))),
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[PlacementArrival.placement_id],
-            set_={"ended_seen_at": func.coalesce(PlacementArrival.ended_seen_at, stmt.excluded.ended_seen_at)},
-        )
-    )
 
 
 async def apply_event(session: AsyncSession, event: CloudEvent) -> uuid.UUID | None:

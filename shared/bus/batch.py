@@ -11,8 +11,7 @@ to one row per key, as applying its events one by one in order would leave it (`
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
 from shared.contracts.envelope import CloudEvent
-from shared.kernel.tracing import SpanKind, context_of, continuing, tracer
+from shared.kernel.tracing import SpanKind, continuing
 
 T = TypeVar("T")
 
@@ -58,6 +57,12 @@ def any_of(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], column == func.any(literal(list(values), ARRAY(column.type))))
 
 
+def any_param(column: Any, name: str) -> ColumnElement[bool]:
+    """`any_of` for a statement built once: `column = ANY(:name)`, the values bound at execution
+    as one array (`{name: [...]}`), so SQLAlchemy neither builds nor keys the statement anew."""
+    return cast(ColumnElement[bool], column == func.any(bindparam(name, type_=ARRAY(column.type))))
+
+
 def by_column(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, list[Any]]:
     """The parameters of an `unnest` statement: rows turned into one list per column."""
     return {name: [row[name] for row in rows] for name in columns}
@@ -80,29 +85,12 @@ def _span_attributes(event: CloudEvent) -> dict[str, str]:
 
 
 def event_span(group: str, event: CloudEvent) -> Any:
-    """The span of one event's handling, in the event's own trace (current while it runs)."""
+    """The span of one event's handling, in the event's own trace (current while it runs): for
+    an event applied on its own (under its savepoint, or by a per-event handler). A batch applied
+    at once has one span for the batch, linked to each event's trace (shared/bus/inbox.py)."""
     return continuing(
         f"{group} apply {event.type}", event.traceparent, kind=SpanKind.CONSUMER, **_span_attributes(event)
     )
-
-
-@contextlib.contextmanager
-def event_spans(group: str, events: Sequence[CloudEvent]) -> Iterator[None]:
-    """`event_span` for each event of a batch applied at once: each in its event's own trace,
-    started before the batch's statements and ended after them, none current, since the
-    statements serve every event of the batch."""
-    spans = [
-        tracer.start_span(
-            f"{group} apply {e.type}", context=context_of(e.traceparent), kind=SpanKind.CONSUMER,
-            attributes=_span_attributes(e),
-        )
-        for e in events
-    ]  # fmt: skip
-    try:
-        yield
-    finally:
-        for span in spans:
-            span.end()
 
 
 def first_time(fresh: set[tuple[str, str]], event: CloudEvent) -> bool:

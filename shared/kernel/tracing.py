@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
@@ -34,9 +34,11 @@ __all__ = [
     "current_traceparent",
     "instrument_httpx",
     "log_ids",
+    "span_context_of",
     "telemetry_config",
     "trace_id_of",
     "tracer",
+    "without_instrumentation_spans",
 ]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -155,19 +157,57 @@ def continuing(name: str, traceparent: str | None, *, kind: SpanKind, **attribut
 
 
 @contextlib.contextmanager
-def batch_span(name: str, traceparents: Sequence[str | None], **attributes: Any) -> Iterator[Span]:
-    """A span for work done once for a batch of events (notify's evaluation): it continues the
-    events' trace when they all share one, and links every event's trace either way, as
-    OpenTelemetry's messaging conventions do for batch processing."""
-    contexts = [c for c in (context_of(tp) for tp in traceparents) if c is not None]
-    span_contexts = [trace.get_current_span(c).get_span_context() for c in contexts]
+def batch_span(
+    name: str,
+    traceparents: Sequence[str | None],
+    link_attributes: Sequence[Mapping[str, Any]] | None = None,
+    **attributes: Any,
+) -> Iterator[Span]:
+    """A span for work done once for a batch of events (a consumer's batch, notify's evaluation):
+    it continues the events' trace when they all share one, and links every event's trace either
+    way, as OpenTelemetry's messaging conventions do for batch processing. `link_attributes`, one
+    mapping per traceparent: what each link says of its event (its message id)."""
+    span_contexts: list[SpanContext] = []
+    links: list[Link] = []
+    for i, tp in enumerate(traceparents):
+        sc = span_context_of(tp)
+        if sc is not None:
+            span_contexts.append(sc)
+            links.append(Link(sc, link_attributes[i] if link_attributes is not None else None))
     trace_ids = {sc.trace_id for sc in span_contexts}
-    parent = contexts[0] if len(trace_ids) == 1 else otel_context.Context()
-    links = [Link(sc) for sc in span_contexts]
+    parent = otel_context.Context()  # not the current span's: a trace of its own unless the events share one
+    if len(trace_ids) == 1:
+        parent = trace.set_span_in_context(NonRecordingSpan(span_contexts[0]), parent)
     with tracer.start_as_current_span(
         name, context=parent, kind=SpanKind.CONSUMER, links=links, attributes=attributes
     ) as span:
         yield span
+
+
+def span_context_of(traceparent: str | None) -> SpanContext | None:
+    """The remote span context a W3C traceparent names, or None (absent or malformed): what
+    `context_of` extracts, without building a Context around it, for the links of a batch span
+    (one per event, so its cost counts). The propagator's own pattern and rules."""
+    if not traceparent or len(traceparent) > _PROPAGATOR._TRACEPARENT_MAXIMUM_LENGTH:
+        return None
+    match = _PROPAGATOR._TRACEPARENT_HEADER_FORMAT_RE.search(traceparent)
+    if match is None:
+        return None
+    version, trace_id, span_id, flags, rest = match.groups()
+    if trace_id == "0" * 32 or span_id == "0" * 16 or version == "ff" or (version == "00" and rest):
+        return None
+    return SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True, trace_flags=TraceFlags(int(flags, 16)))
+
+
+@contextlib.contextmanager
+def without_instrumentation_spans() -> Iterator[None]:
+    """Within: no spans from the instrumentations (a span per SQL statement, per HTTP call); the
+    service's own spans, and the current span that outbox rows take their traceparent from, stay.
+    For a consumer batch, where a span per statement cost as much CPU as the statement itself."""
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with suppress_instrumentation():
+        yield
 
 
 def log_ids() -> dict[str, str]:
