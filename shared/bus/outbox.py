@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import zlib
 from collections.abc import Sequence
@@ -28,24 +27,30 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    any_,
+    bindparam,
+    cast,
     func,
     select,
     text,
+    true,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql import Select
 
 from shared.bus.kafka import ensure_topics, make_producer, stop_within, within
 from shared.contracts.envelope import EventData, EventType, make_event
 from shared.contracts.topics import TOPICS
 from shared.kernel.settings import Settings
-from shared.kernel.tracing import SpanKind, continuing, current_traceparent
+from shared.kernel.tracing import current_traceparent, publish_span
 from shared.kernel.writes import OnError, defer
 
 log = logging.getLogger("obruten.outbox")
 # While another replica's relay holds the publishing lock: how soon to try again.
 LOCK_RETRY_SECONDS = 0.05
+CONTENT_TYPE = ("content-type", b"application/cloudevents+json")
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -134,20 +139,21 @@ class OutboxRelay:
 
     Replicas may run side by side: rows are claimed with FOR UPDATE SKIP LOCKED, and a
     transaction-level advisory lock lets one relay publish at a time, so that a child's
-    events cannot overtake each other between two replicas.
+    events cannot overtake each other between two replicas. A batch is three statements on a
+    Core connection: the lock and the claim in one, the rows marked sent, the commit.
     """
 
     def __init__(
         self,
         outbox: Outbox,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         settings: Settings,
         *,
         lock_name: str,
         metrics: Any = None,  # shared.web.metrics.Metrics (the bus does not import the web layer)
     ) -> None:
         self.outbox = outbox
-        self.sessionmaker = sessionmaker
+        self.engine = engine
         self.settings = settings
         self.lock_key = zlib.crc32(f"obruten-outbox:{lock_name}".encode())
         self.wake = asyncio.Event()
@@ -158,6 +164,11 @@ class OutboxRelay:
         self.metrics = metrics
         # The last batch found another replica's relay publishing (the advisory lock taken).
         self.lock_busy = False
+        self._claim = claim_statement(outbox.table)
+        t = outbox.table
+        seqs = t.c.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger)))
+        self._mark_sent = update(t).where(seqs).values(sent_at=func.now())
+        self._mark_failed = update(t).where(seqs).values(attempts=t.c.attempts + 1, last_error=bindparam("error"))
 
     async def _get_producer(self) -> AIOKafkaProducer:
         # Bounded: aiokafka's bootstrap can wait a long time for a broker that is down.
@@ -184,42 +195,37 @@ class OutboxRelay:
             await stop_within(producer, 5)
 
     async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Any]) -> list[Any]:
-        futures = []
-        for row in rows:
-            topic = self.settings.topic(row.aggregatetype)
-            # A short producer span in the writer's trace: the hop from the outbox to the topic.
-            with continuing(
-                f"{topic} publish", row.traceparent, kind=SpanKind.PRODUCER, **{"messaging.system": "kafka"}
-            ):
-                headers = [("content-type", b"application/cloudevents+json")]
+        """Each row's stored payload as it is (jsonb's text is the event's JSON), with its writer's
+        traceparent as a header; one producer span for the batch, linked to every writer's trace."""
+        topics = {row.aggregatetype for row in rows}
+        name = f"{self.settings.topic(next(iter(topics)))} publish" if len(topics) == 1 else "publish"
+        attributes = {"messaging.system": "kafka", "messaging.batch.message_count": len(rows)}
+        with publish_span(name, [row.traceparent for row in rows], **attributes):
+            futures = []
+            for row in rows:
+                headers = [CONTENT_TYPE]
                 if row.traceparent:
                     headers.append(("traceparent", row.traceparent.encode()))
                 futures.append(
                     await producer.send(
-                        topic,
-                        value=json.dumps(row.payload, separators=(",", ":")).encode(),
+                        self.settings.topic(row.aggregatetype),
+                        value=row.payload.encode(),
                         key=row.aggregateid.encode(),
                         headers=headers,
                     )
                 )
-        return list(await asyncio.gather(*futures, return_exceptions=True))
+            return list(await asyncio.gather(*futures, return_exceptions=True))
 
     async def publish_batch(self) -> int:
         """Publish one batch of unsent rows; returns how many were marked sent."""
-        t = self.outbox.table
-        async with self.sessionmaker() as session, session.begin():
-            self.lock_busy = not await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_key)))
-            if self.lock_busy:
-                return 0
-            rows = (
-                await session.execute(
-                    select(t.c.seq, t.c.aggregatetype, t.c.aggregateid, t.c.type, t.c.payload, t.c.traceparent)
-                    .where(t.c.sent_at.is_(None))
-                    .order_by(t.c.seq)
-                    .limit(self.settings.outbox_batch_size)
-                    .with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            claimed = (
+                await conn.execute(
+                    self._claim, {"lock_key": self.lock_key, "batch_size": self.settings.outbox_batch_size}
                 )
             ).all()
+            self.lock_busy = not claimed[0].got
+            rows = [r for r in claimed if r.seq is not None]
             if not rows:
                 return 0
             try:
@@ -232,22 +238,16 @@ class OutboxRelay:
                 )
             except Exception as exc:
                 await self._drop_producer()
-                await session.execute(
-                    update(t)
-                    .where(t.c.seq.in_([r.seq for r in rows]))
-                    .values(attempts=t.c.attempts + 1, last_error=type(exc).__name__)
-                )
+                await conn.execute(self._mark_failed, {"seqs": [r.seq for r in rows], "error": type(exc).__name__})
                 raise
             sent = [r.seq for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
             failed = [r.seq for r, res in zip(rows, results, strict=True) if isinstance(res, BaseException)]
             # Rows the broker acknowledged are marked sent even when others failed, so a
             # retry republishes only what did not arrive.
             if sent:
-                await session.execute(update(t).where(t.c.seq.in_(sent)).values(sent_at=func.now()))
+                await conn.execute(self._mark_sent, {"seqs": sent})
             if failed:
-                await session.execute(
-                    update(t).where(t.c.seq.in_(failed)).values(attempts=t.c.attempts + 1, last_error="publish failed")
-                )
+                await conn.execute(self._mark_failed, {"seqs": failed, "error": "publish failed"})
         self.published += len(sent)
         if self.metrics is not None:
             self.metrics.outbox_published.inc(len(sent))
@@ -265,9 +265,11 @@ class OutboxRelay:
         while True:
             # Cleared before publishing rather than after the wait: a commit while a batch is out
             # sets it again, and the next round starts at once instead of after the poll interval.
+            # So a batch short of the batch size is the last of a round: what committed since its
+            # claim has set `wake`, and an empty batch to make sure would only cost statements.
             self.wake.clear()
             try:
-                while await self.publish_batch():
+                while await self.publish_batch() >= self.settings.outbox_batch_size:
                     pass
                 backoff = 0.5
             except asyncio.CancelledError:
@@ -288,6 +290,24 @@ class OutboxRelay:
 
     async def close(self) -> None:
         await self._drop_producer()
+
+
+def claim_statement(t: Table) -> Select[Any]:
+    """The publishing lock and the batch in one statement: one row with `got` false while another
+    relay holds the lock, else `got` true joined to each claimed row (NULL columns when none).
+    The payload is read as text, to be sent as it is stored."""
+    lock = select(func.pg_try_advisory_xact_lock(bindparam("lock_key", type_=BigInteger)).label("got")).cte(
+        "publishing"
+    )
+    batch = (
+        select(t.c.seq, t.c.aggregatetype, t.c.aggregateid, cast(t.c.payload, Text).label("payload"), t.c.traceparent)
+        .where(lock.c.got, t.c.sent_at.is_(None))
+        .order_by(t.c.seq)
+        .limit(bindparam("batch_size", type_=Integer))
+        .with_for_update(skip_locked=True)
+        .lateral("batch")
+    )
+    return select(lock.c.got, batch).select_from(lock.outerjoin(batch, true()))
 
 
 def add_outbox_traceparent_v2() -> None:

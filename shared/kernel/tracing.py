@@ -30,6 +30,7 @@ __all__ = [
     "current_traceparent",
     "instrument_httpx",
     "log_ids",
+    "publish_span",
     "trace_id_of",
     "tracer",
 ]
@@ -119,14 +120,28 @@ def batch_span(name: str, traceparents: Sequence[str | None], **attributes: Any)
     """A span for work done once for a batch of events (notify's evaluation): it continues the
     events' trace when they all share one, and links every event's trace either way, as
     OpenTelemetry's messaging conventions do for batch processing."""
+    with _linked_span(name, traceparents, SpanKind.CONSUMER, attributes) as span:
+        yield span
+
+
+@contextlib.contextmanager
+def publish_span(name: str, traceparents: Sequence[str | None], **attributes: Any) -> Iterator[Span]:
+    """The producer span of a batch published at once (the outbox relay's), parented and linked
+    to the writers' traces as `batch_span` is, as the conventions do for batch publishing."""
+    with _linked_span(name, traceparents, SpanKind.PRODUCER, attributes) as span:
+        yield span
+
+
+@contextlib.contextmanager
+def _linked_span(
+    name: str, traceparents: Sequence[str | None], kind: SpanKind, attributes: dict[str, Any]
+) -> Iterator[Span]:
     contexts = [c for c in (context_of(tp) for tp in traceparents) if c is not None]
     span_contexts = [trace.get_current_span(c).get_span_context() for c in contexts]
     trace_ids = {sc.trace_id for sc in span_contexts}
     parent = contexts[0] if len(trace_ids) == 1 else otel_context.Context()
     links = [Link(sc) for sc in span_contexts]
-    with tracer.start_as_current_span(
-        name, context=parent, kind=SpanKind.CONSUMER, links=links, attributes=attributes
-    ) as span:
+    with tracer.start_as_current_span(name, context=parent, kind=kind, links=links, attributes=attributes) as span:
         yield span
 
 
