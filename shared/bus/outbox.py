@@ -256,6 +256,13 @@ class OutboxRelay:
             raise RuntimeError(f"{len(failed)} outbox rows not acknowledged by the broker")
         return len(sent)
 
+    async def publish_round(self) -> None:
+        """Batches until one comes back short of the batch size: what committed after its claim
+        has set `wake` (cleared before the round), so an empty batch to make sure would only cost
+        statements."""
+        while await self.publish_batch() >= self.settings.outbox_batch_size:
+            pass
+
     async def run(self) -> None:
         """Publishes whenever woken: every writer's commit hook sets `wake` (shared/web/app.py), so
         an event leaves as soon as its transaction commits. The poll interval is only the safety
@@ -265,12 +272,9 @@ class OutboxRelay:
         while True:
             # Cleared before publishing rather than after the wait: a commit while a batch is out
             # sets it again, and the next round starts at once instead of after the poll interval.
-            # So a batch short of the batch size is the last of a round: what committed since its
-            # claim has set `wake`, and an empty batch to make sure would only cost statements.
             self.wake.clear()
             try:
-                while await self.publish_batch() >= self.settings.outbox_batch_size:
-                    pass
+                await self.publish_round()
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
