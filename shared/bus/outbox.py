@@ -43,6 +43,7 @@ from sqlalchemy.sql import Select
 from shared.bus.kafka import ensure_topics, make_producer, stop_within, within
 from shared.contracts.envelope import EventData, EventType, make_event
 from shared.contracts.topics import TOPICS
+from shared.kernel.listen import Listener
 from shared.kernel.settings import Settings
 from shared.kernel.tracing import current_traceparent, publish_span
 from shared.kernel.writes import OnError, defer
@@ -51,6 +52,11 @@ log = logging.getLogger("obruten.outbox")
 # While another replica's relay holds the publishing lock: how soon to try again.
 LOCK_RETRY_SECONDS = 0.05
 CONTENT_TYPE = ("content-type", b"application/cloudevents+json")
+# NOTIFYed by the trigger on every service's outbox when a transaction that wrote rows commits
+# (add_outbox_notify_v3); each service has a database of its own, so one name serves all.
+OUTBOX_CHANNEL = "obruten_outbox"
+# How often the relay's listening connection is checked when no notification comes.
+LISTENER_KEEPALIVE_SECONDS = 30.0
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -169,6 +175,15 @@ class OutboxRelay:
         seqs = t.c.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger)))
         self._mark_sent = update(t).where(seqs).values(sent_at=func.now())
         self._mark_failed = update(t).where(seqs).values(attempts=t.c.attempts + 1, last_error=bindparam("error"))
+        # Commits in other processes (another replica, a bulk load) wake the relay through the
+        # outbox's trigger; this process's own commits wake it through the commit hook.
+        self.listener = Listener(
+            engine,
+            OUTBOX_CHANNEL,
+            lambda _payload: self.wake.set(),
+            on_connect=self.wake.set,
+            keepalive_seconds=LISTENER_KEEPALIVE_SECONDS,
+        )
 
     async def _get_producer(self) -> AIOKafkaProducer:
         # Bounded: aiokafka's bootstrap can wait a long time for a broker that is down.
@@ -265,9 +280,19 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publishes whenever woken: every writer's commit hook sets `wake` (shared/web/app.py), so
-        an event leaves as soon as its transaction commits. The poll interval is only the safety
-        net for rows committed where no hook runs (another process); another replica holding the
-        lock is retried shortly, since its batch may have been read before our rows committed."""
+        an event leaves as soon as its transaction commits; a commit in another process wakes it
+        through the outbox's trigger (NOTIFY on OUTBOX_CHANNEL, LISTENed to on a connection of its
+        own). The poll interval is only the safety net; another replica holding the lock is
+        retried shortly, since its batch may have been read before our rows committed."""
+        listening = asyncio.create_task(self.listener.run(), name="outbox-listener")
+        try:
+            await self._publish_when_woken()
+        finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+
+    async def _publish_when_woken(self) -> None:
         backoff = 0.5
         while True:
             # Cleared before publishing rather than after the wait: a commit while a batch is out
@@ -325,3 +350,28 @@ def drop_outbox_traceparent_v2() -> None:
     from alembic import op
 
     op.drop_column("outbox", "traceparent")
+
+
+def add_outbox_notify_v3() -> None:
+    """Migration step shared by every service's history: a statement that inserted outbox rows
+    NOTIFYs OUTBOX_CHANNEL, delivered when its transaction commits, so every replica's relay is
+    woken whichever process wrote them. Per statement, not per row; PostgreSQL folds a
+    transaction's identical notifications into one."""
+    from alembic import op
+
+    op.execute(
+        "CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF EXISTS (SELECT FROM inserted) THEN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); END IF; "
+        "RETURN NULL; END $$"
+    )
+    op.execute(
+        "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox REFERENCING NEW TABLE AS inserted "
+        "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()"
+    )
+
+
+def drop_outbox_notify_v3() -> None:
+    from alembic import op
+
+    op.execute("DROP TRIGGER outbox_notify ON outbox")
+    op.execute("DROP FUNCTION outbox_notify()")

@@ -1,6 +1,7 @@
 """The relay's batch: what it sends (each row's stored payload as it is, its writer's traceparent
 as a header), in how many statements, and under one producer span per batch. A relay of its own
-on placement's outbox, rows written by a plain connection as another process would."""
+on placement's outbox, rows written by a plain connection as another process would; and a
+service's relay woken by such a commit (the outbox's trigger and the relay's LISTEN)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from shared.kernel.db import make_engine
 from shared.kernel.settings import Settings
 from shared.kernel.tracing import trace_id_of
 from shared.local.migrate import _asyncpg_dsn
-from tests.fixtures.support import TopicTail
+from shared.web.runtime import runtime
+from tests.fixtures.support import TopicTail, eventually
 
 INSERT = (
     "INSERT INTO outbox (id, aggregatetype, aggregateid, type, payload, traceparent) "
@@ -145,3 +147,38 @@ async def test_a_full_batch_is_followed_by_another_and_a_short_one_ends_the_roun
     order = {payload.encode(): seq for seq, payload in stored.items()}
     for values in by_partition.values():
         assert [order[v] for v in values] == sorted(order[v] for v in values)
+
+
+async def test_a_row_committed_by_another_process_is_published_without_waiting_for_the_poll_interval(
+    service_client: Any, settings: Settings
+) -> None:
+    # The poll interval is an hour: a row that leaves within seconds left on the NOTIFY of the
+    # outbox's trigger, also after the relay's listening connection was lost and came back.
+    async with service_client("placement", settings_override={"outbox_poll_interval_seconds": 3600}) as client:
+        relay = runtime(client.app).relay
+        assert relay is not None
+        conn = await asyncpg.connect(**_asyncpg_dsn(settings.service_database_url("placement")))  # type: ignore[arg-type]
+        try:
+            first = await eventually(lambda: _listening(relay), timeout=10)
+            await conn.execute(INSERT, *row(1))
+            await eventually(lambda: _published(relay, 1), timeout=20)
+
+            # A PostgreSQL restart ends every backend: the listener connects again.
+            assert await conn.fetchval("SELECT pg_terminate_backend($1)", first)
+
+            async def again() -> bool:
+                return await _listening(relay) not in (None, first)
+
+            await eventually(again, timeout=15)
+            await conn.execute(INSERT, *row(2))
+            await eventually(lambda: _published(relay, 2), timeout=20)
+        finally:
+            await conn.close()
+
+
+async def _listening(relay: OutboxRelay) -> int | None:
+    return relay.listener.pid
+
+
+async def _published(relay: OutboxRelay, count: int) -> bool:
+    return relay.published == count
