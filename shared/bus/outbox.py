@@ -45,7 +45,7 @@ from shared.contracts.envelope import EventData, EventType, make_event
 from shared.contracts.topics import TOPICS
 from shared.kernel.listen import Listener
 from shared.kernel.settings import Settings
-from shared.kernel.tracing import current_traceparent, publish_span
+from shared.kernel.tracing import current_traceparent, publish_span, untraced
 from shared.kernel.writes import OnError, defer
 
 log = logging.getLogger("obruten.outbox")
@@ -167,6 +167,7 @@ class OutboxRelay:
         self._topics_ready = False
         self.published = 0
         self.failures = 0
+        self.rounds = 0  # times it looked at the outbox: woken, or at the poll interval
         self.metrics = metrics
         # The last batch found another replica's relay publishing (the advisory lock taken).
         self.lock_busy = False
@@ -275,6 +276,7 @@ class OutboxRelay:
         """Batches until one comes back short of the batch size: what committed after its claim
         has set `wake` (cleared before the round), so an empty batch to make sure would only cost
         statements."""
+        self.rounds += 1
         while await self.publish_batch() >= self.settings.outbox_batch_size:
             pass
 
@@ -286,7 +288,10 @@ class OutboxRelay:
         retried shortly, since its batch may have been read before our rows committed."""
         listening = asyncio.create_task(self.listener.run(), name="outbox-listener")
         try:
-            await self._publish_when_woken()
+            # The relay's statements (claims every poll interval, marks) are in no request's trace;
+            # its publish span, continuing the writers' traces, is what a trace shows of it.
+            with untraced():
+                await self._publish_when_woken()
         finally:
             listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -33,9 +33,12 @@ __all__ = [
     "publish_span",
     "trace_id_of",
     "tracer",
+    "untraced",
 ]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+# The SDK's default limit of links on one span (SpanLimits.max_links).
+MAX_LINKS = 128
 tracer = trace.get_tracer("obruten")
 
 
@@ -136,13 +139,26 @@ def publish_span(name: str, traceparents: Sequence[str | None], **attributes: An
 def _linked_span(
     name: str, traceparents: Sequence[str | None], kind: SpanKind, attributes: dict[str, Any]
 ) -> Iterator[Span]:
-    contexts = [c for c in (context_of(tp) for tp in traceparents) if c is not None]
+    # Parsed once per distinct traceparent and at most MAX_LINKS of them: the SDK keeps no more
+    # links than that on a span, and a batch of a thousand events would parse each for nothing.
+    distinct = list(dict.fromkeys(tp for tp in traceparents if tp))
+    contexts = [c for c in (context_of(tp) for tp in distinct[:MAX_LINKS]) if c is not None]
     span_contexts = [trace.get_current_span(c).get_span_context() for c in contexts]
     trace_ids = {sc.trace_id for sc in span_contexts}
-    parent = contexts[0] if len(trace_ids) == 1 else otel_context.Context()
+    parent = contexts[0] if len(trace_ids) == 1 and len(distinct) <= MAX_LINKS else otel_context.Context()
     links = [Link(sc) for sc in span_contexts]
     with tracer.start_as_current_span(name, context=parent, kind=kind, links=links, attributes=attributes) as span:
         yield span
+
+
+@contextlib.contextmanager
+def untraced() -> Iterator[None]:
+    """No instrumentation spans within (SQL statements): for a background loop's own bookkeeping,
+    which belongs to no request's trace and would otherwise start a trace of its own each time."""
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with suppress_instrumentation():
+        yield
 
 
 def log_ids() -> dict[str, str]:

@@ -94,6 +94,7 @@ def statements(engine: AsyncEngine) -> tuple[list[str], Any]:
 async def test_a_batch_sends_the_stored_payloads_as_they_are_in_two_statements_under_one_span(
     settings: Settings, engine: AsyncEngine, spans: InMemorySpanExporter
 ) -> None:
+    spans.clear()  # the exporter is the session's
     relay = OutboxRelay(outbox, engine, settings, lock_name="placement")
     stored = await write(settings, [row(n) for n in (1, 2, 3)])
     seen, record = statements(engine)
@@ -182,3 +183,30 @@ async def _listening(relay: OutboxRelay) -> int | None:
 
 async def _published(relay: OutboxRelay, count: int) -> bool:
     return relay.published == count
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def test_the_relays_own_statements_start_no_traces_and_its_publish_continues_the_writers(
+    service_client: Any, settings: Settings, spans: InMemorySpanExporter
+) -> None:
+    spans.clear()  # the exporter is the session's
+    async with service_client("placement") as client:
+        relay = runtime(client.app).relay
+        assert relay is not None
+        conn = await asyncpg.connect(**_asyncpg_dsn(settings.service_database_url("placement")))  # type: ignore[arg-type]
+        try:
+            await conn.execute(INSERT, *row(7))
+        finally:
+            await conn.close()
+        await eventually(lambda: _published(relay, 1), timeout=20)
+        # And a few idle polls after it (0.2 s apart in tests), each a claim that finds nothing.
+        rounds = relay.rounds
+        await eventually(lambda: _async(relay.rounds >= rounds + 3), timeout=20)
+    finished = spans.get_finished_spans()
+    statements = [str((s.attributes or {}).get("db.statement", "")) for s in finished]
+    assert not [s for s in statements if "outbox" in s], statements
+    [publish] = [s for s in finished if s.name.endswith("publish")]
+    assert format(publish.context.trace_id, "032x") == trace_id_of(traceparent(7))
