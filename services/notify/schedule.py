@@ -15,18 +15,16 @@ sees the loop wake only for what is due on that clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
-import asyncpg
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.notify.models import AlertDue
 from shared.kernel.clock import Clock
+from shared.kernel.listen import Listener
 
 log = logging.getLogger("obruten.notify.schedule")
 
@@ -39,8 +37,8 @@ DUE_KEY = "notify_due_written"
 PAST_DUE_PAUSE = 0.1
 # A due time is slept to a little past it, so the evaluation that follows finds the row due.
 MARGIN = 0.002
-# Between attempts to (re)connect the listener, doubling up to the cap.
-RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
+# After failed evaluations: the first pause, doubling up to the cap.
+RETRY_FIRST = 0.5
 
 
 async def note_due(session: AsyncSession, schedule: Schedule | None, due_times: Iterable[datetime | None]) -> None:
@@ -67,8 +65,7 @@ class Schedule:
         # What the loop sleeps until (on the clock); None while it evaluates or reads the index,
         # when any due time written might be earlier than what it will read.
         self.next_at: datetime | None = None
-        # The listening connection's server process, while there is one.
-        self.listener_pid: int | None = None
+        self._listener: Listener | None = None
 
     def earlier(self, due_at: datetime) -> bool:
         return self.next_at is None or due_at < self.next_at
@@ -96,7 +93,7 @@ class Schedule:
         """Return when the next evaluation should run: the earliest due time reached, the cap
         passed, or (after `failures` failed evaluations in a row) a backoff passed. A wake-up
         re-reads the index and returns only if something is due by then."""
-        pause: float | None = min(RECONNECT_FIRST * 2 ** (failures - 1), self.cap) if failures else None
+        pause: float | None = min(RETRY_FIRST * 2 ** (failures - 1), self.cap) if failures else None
         after_evaluation = True
         while True:
             self.next_at = None
@@ -127,39 +124,12 @@ class Schedule:
         return min(delay + MARGIN, self.cap)
 
     async def listen(self, engine: AsyncEngine) -> None:
-        """LISTEN on CHANNEL for as long as the app runs, on a connection of its own; after the
-        connection is lost (a PostgreSQL restart) it connects again and wakes the loop, which may
-        have missed notifications meanwhile."""
-        args, kwargs = engine.dialect.create_connect_args(engine.url)
-        backoff = RECONNECT_FIRST
-        while True:
-            conn: Any = None
-            try:
-                conn = await asyncpg.connect(*args, **{**kwargs, "timeout": 5})
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                await conn.add_listener(CHANNEL, lambda _c, _pid, _ch, payload: self.on_notify(payload))
-                self.listener_pid, backoff = conn.get_server_pid(), RECONNECT_FIRST
-                self.wake.set()
-                await self._hold(conn, lost)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("due-time listener lost; reconnecting", extra={"error": repr(exc), "retry_in": backoff})
-            finally:
-                self.listener_pid = None
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(conn.close(), 5)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, RECONNECT_MAX)
+        """LISTEN on CHANNEL for as long as the app runs (shared/kernel/listen.py); after a lost
+        connection comes back it wakes the loop, which may have missed notifications meanwhile."""
+        self._listener = Listener(engine, CHANNEL, self.on_notify, on_connect=self.wake.set, keepalive_seconds=self.cap)
+        await self._listener.run()
 
-    async def _hold(self, conn: Any, lost: asyncio.Event) -> None:
-        """Until the connection is lost. A connection dropped without a word (no FIN from a
-        vanished host) is found by a trivial query once per cap."""
-        while True:
-            try:
-                await asyncio.wait_for(lost.wait(), self.cap)
-                return
-            except TimeoutError:
-                await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)
+    @property
+    def listener_pid(self) -> int | None:
+        """The listening connection's server process, while there is one."""
+        return self._listener.pid if self._listener is not None else None

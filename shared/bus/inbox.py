@@ -34,7 +34,7 @@ from shared.contracts.envelope import REGISTRY, CloudEvent
 from shared.contracts.topics import TOPIC_DEADLETTER, TOPIC_OWNERS, TOPICS
 from shared.kernel.errors import sqlstate
 from shared.kernel.settings import Settings
-from shared.kernel.tracing import batch_span, without_instrumentation_spans
+from shared.kernel.tracing import batch_span, untraced
 
 log = logging.getLogger("obruten.inbox")
 
@@ -297,7 +297,7 @@ class EventConsumer:
             **{"messaging.system": "kafka", "messaging.batch.message_count": len(events)},
         ):
             # No span per SQL statement (as costly as the statement) but on the savepoint path.
-            with without_instrumentation_spans() if not isolate else contextlib.nullcontext():
+            with untraced() if not isolate else contextlib.nullcontext():
                 async with self.sessionmaker() as session, session.begin():
                     if not isolate:
                         # One inbox statement for the batch; an event twice in it is applied once.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import zlib
 from collections.abc import Sequence
@@ -28,24 +27,39 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    any_,
+    bindparam,
+    cast,
     func,
     select,
     text,
+    true,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql import Select
 
 from shared.bus.kafka import ensure_topics, make_producer, stop_within, within
 from shared.contracts.envelope import EventData, EventType, make_event
 from shared.contracts.topics import TOPICS
+from shared.kernel.listen import Listener
 from shared.kernel.settings import Settings
-from shared.kernel.tracing import SpanKind, continuing, current_traceparent
+from shared.kernel.tracing import current_traceparent, publish_span, untraced
 from shared.kernel.writes import OnError, defer
 
 log = logging.getLogger("obruten.outbox")
 # While another replica's relay holds the publishing lock: how soon to try again.
 LOCK_RETRY_SECONDS = 0.05
+# Under a stream of writes (woken within STREAM_GAP_SECONDS of a round that published), how long
+# the relay waits for more commits before its next claim.
+LINGER_SECONDS, STREAM_GAP_SECONDS = 0.01, 0.1
+CONTENT_TYPE = ("content-type", b"application/cloudevents+json")
+# NOTIFYed by the trigger on every service's outbox when a transaction that wrote rows commits
+# (add_outbox_notify_v3); each service has a database of its own, so one name serves all.
+OUTBOX_CHANNEL = "obruten_outbox"
+# How often the relay's listening connection is checked when no notification comes.
+LISTENER_KEEPALIVE_SECONDS = 30.0
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -134,20 +148,21 @@ class OutboxRelay:
 
     Replicas may run side by side: rows are claimed with FOR UPDATE SKIP LOCKED, and a
     transaction-level advisory lock lets one relay publish at a time, so that a child's
-    events cannot overtake each other between two replicas.
+    events cannot overtake each other between two replicas. A batch is three statements on a
+    Core connection: the lock and the claim in one, the rows marked sent, the commit.
     """
 
     def __init__(
         self,
         outbox: Outbox,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         settings: Settings,
         *,
         lock_name: str,
         metrics: Any = None,  # shared.web.metrics.Metrics (the bus does not import the web layer)
     ) -> None:
         self.outbox = outbox
-        self.sessionmaker = sessionmaker
+        self.engine = engine
         self.settings = settings
         self.lock_key = zlib.crc32(f"obruten-outbox:{lock_name}".encode())
         self.wake = asyncio.Event()
@@ -155,9 +170,24 @@ class OutboxRelay:
         self._topics_ready = False
         self.published = 0
         self.failures = 0
+        self.rounds = 0  # times it looked at the outbox: woken, or at the poll interval
         self.metrics = metrics
         # The last batch found another replica's relay publishing (the advisory lock taken).
         self.lock_busy = False
+        self._claim = claim_statement(outbox.table)
+        t = outbox.table
+        seqs = t.c.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger)))
+        self._mark_sent = update(t).where(seqs).values(sent_at=func.now())
+        self._mark_failed = update(t).where(seqs).values(attempts=t.c.attempts + 1, last_error=bindparam("error"))
+        # Commits in other processes (another replica, a bulk load) wake the relay through the
+        # outbox's trigger; this process's own commits wake it through the commit hook.
+        self.listener = Listener(
+            engine,
+            OUTBOX_CHANNEL,
+            lambda _payload: self.wake.set(),
+            on_connect=self.wake.set,
+            keepalive_seconds=LISTENER_KEEPALIVE_SECONDS,
+        )
 
     async def _get_producer(self) -> AIOKafkaProducer:
         # Bounded: aiokafka's bootstrap can wait a long time for a broker that is down.
@@ -184,42 +214,37 @@ class OutboxRelay:
             await stop_within(producer, 5)
 
     async def _send(self, producer: AIOKafkaProducer, rows: Sequence[Any]) -> list[Any]:
-        futures = []
-        for row in rows:
-            topic = self.settings.topic(row.aggregatetype)
-            # A short producer span in the writer's trace: the hop from the outbox to the topic.
-            with continuing(
-                f"{topic} publish", row.traceparent, kind=SpanKind.PRODUCER, **{"messaging.system": "kafka"}
-            ):
-                headers = [("content-type", b"application/cloudevents+json")]
+        """Each row's stored payload as it is (jsonb's text is the event's JSON), with its writer's
+        traceparent as a header; one producer span for the batch, linked to every writer's trace."""
+        topics = {row.aggregatetype for row in rows}
+        name = f"{self.settings.topic(next(iter(topics)))} publish" if len(topics) == 1 else "publish"
+        attributes = {"messaging.system": "kafka", "messaging.batch.message_count": len(rows)}
+        with publish_span(name, [row.traceparent for row in rows], **attributes):
+            futures = []
+            for row in rows:
+                headers = [CONTENT_TYPE]
                 if row.traceparent:
                     headers.append(("traceparent", row.traceparent.encode()))
                 futures.append(
                     await producer.send(
-                        topic,
-                        value=json.dumps(row.payload, separators=(",", ":")).encode(),
+                        self.settings.topic(row.aggregatetype),
+                        value=row.payload.encode(),
                         key=row.aggregateid.encode(),
                         headers=headers,
                     )
                 )
-        return list(await asyncio.gather(*futures, return_exceptions=True))
+            return list(await asyncio.gather(*futures, return_exceptions=True))
 
     async def publish_batch(self) -> int:
         """Publish one batch of unsent rows; returns how many were marked sent."""
-        t = self.outbox.table
-        async with self.sessionmaker() as session, session.begin():
-            self.lock_busy = not await session.scalar(select(func.pg_try_advisory_xact_lock(self.lock_key)))
-            if self.lock_busy:
-                return 0
-            rows = (
-                await session.execute(
-                    select(t.c.seq, t.c.aggregatetype, t.c.aggregateid, t.c.type, t.c.payload, t.c.traceparent)
-                    .where(t.c.sent_at.is_(None))
-                    .order_by(t.c.seq)
-                    .limit(self.settings.outbox_batch_size)
-                    .with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            claimed = (
+                await conn.execute(
+                    self._claim, {"lock_key": self.lock_key, "batch_size": self.settings.outbox_batch_size}
                 )
             ).all()
+            self.lock_busy = not claimed[0].got
+            rows = [r for r in claimed if r.seq is not None]
             if not rows:
                 return 0
             try:
@@ -232,22 +257,16 @@ class OutboxRelay:
                 )
             except Exception as exc:
                 await self._drop_producer()
-                await session.execute(
-                    update(t)
-                    .where(t.c.seq.in_([r.seq for r in rows]))
-                    .values(attempts=t.c.attempts + 1, last_error=type(exc).__name__)
-                )
+                await conn.execute(self._mark_failed, {"seqs": [r.seq for r in rows], "error": type(exc).__name__})
                 raise
             sent = [r.seq for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
             failed = [r.seq for r, res in zip(rows, results, strict=True) if isinstance(res, BaseException)]
             # Rows the broker acknowledged are marked sent even when others failed, so a
             # retry republishes only what did not arrive.
             if sent:
-                await session.execute(update(t).where(t.c.seq.in_(sent)).values(sent_at=func.now()))
+                await conn.execute(self._mark_sent, {"seqs": sent})
             if failed:
-                await session.execute(
-                    update(t).where(t.c.seq.in_(failed)).values(attempts=t.c.attempts + 1, last_error="publish failed")
-                )
+                await conn.execute(self._mark_failed, {"seqs": failed, "error": "publish failed"})
         self.published += len(sent)
         if self.metrics is not None:
             self.metrics.outbox_published.inc(len(sent))
@@ -256,19 +275,40 @@ class OutboxRelay:
             raise RuntimeError(f"{len(failed)} outbox rows not acknowledged by the broker")
         return len(sent)
 
+    async def publish_round(self) -> None:
+        """Batches until one comes back short of the batch size: what committed after its claim
+        has set `wake` (cleared before the round), so an empty batch to make sure would only cost
+        statements."""
+        self.rounds += 1
+        while await self.publish_batch() >= self.settings.outbox_batch_size:
+            pass
+
     async def run(self) -> None:
         """Publishes whenever woken: every writer's commit hook sets `wake` (shared/web/app.py), so
-        an event leaves as soon as its transaction commits. The poll interval is only the safety
-        net for rows committed where no hook runs (another process); another replica holding the
-        lock is retried shortly, since its batch may have been read before our rows committed."""
+        an event leaves as soon as its transaction commits; a commit in another process wakes it
+        through the outbox's trigger (NOTIFY on OUTBOX_CHANNEL, LISTENed to on a connection of its
+        own). The poll interval is only the safety net; another replica holding the lock is
+        retried shortly, since its batch may have been read before our rows committed."""
+        listening = asyncio.create_task(self.listener.run(), name="outbox-listener")
+        try:
+            # The relay's statements (claims every poll interval, marks) are in no request's trace;
+            # its publish span, continuing the writers' traces, is what a trace shows of it.
+            with untraced():
+                await self._publish_when_woken()
+        finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+
+    async def _publish_when_woken(self) -> None:
         backoff = 0.5
         while True:
             # Cleared before publishing rather than after the wait: a commit while a batch is out
             # sets it again, and the next round starts at once instead of after the poll interval.
             self.wake.clear()
+            published = self.published
             try:
-                while await self.publish_batch():
-                    pass
+                await self.publish_round()
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
@@ -283,11 +323,37 @@ class OutboxRelay:
             if self.lock_busy:
                 await asyncio.sleep(LOCK_RETRY_SECONDS)
                 continue
-            with contextlib.suppress(TimeoutError):
+            ended = asyncio.get_running_loop().time()
+            try:
                 await asyncio.wait_for(self.wake.wait(), self.settings.outbox_poll_interval_seconds)
+            except TimeoutError:
+                continue
+            # Woken moments after a round that published: writes are streaming in. Lingering a
+            # little lets the next claim take several commits' rows, rather than a round of four
+            # statements for each; after a quiet spell the first event leaves at once.
+            if self.published > published and asyncio.get_running_loop().time() - ended < STREAM_GAP_SECONDS:
+                await asyncio.sleep(LINGER_SECONDS)
 
     async def close(self) -> None:
         await self._drop_producer()
+
+
+def claim_statement(t: Table) -> Select[Any]:
+    """The publishing lock and the batch in one statement: one row with `got` false while another
+    relay holds the lock, else `got` true joined to each claimed row (NULL columns when none).
+    The payload is read as text, to be sent as it is stored."""
+    lock = select(func.pg_try_advisory_xact_lock(bindparam("lock_key", type_=BigInteger)).label("got")).cte(
+        "publishing"
+    )
+    batch = (
+        select(t.c.seq, t.c.aggregatetype, t.c.aggregateid, cast(t.c.payload, Text).label("payload"), t.c.traceparent)
+        .where(lock.c.got, t.c.sent_at.is_(None))
+        .order_by(t.c.seq)
+        .limit(bindparam("batch_size", type_=Integer))
+        .with_for_update(skip_locked=True)
+        .lateral("batch")
+    )
+    return select(lock.c.got, batch).select_from(lock.outerjoin(batch, true()))
 
 
 def add_outbox_traceparent_v2() -> None:
@@ -301,3 +367,28 @@ def drop_outbox_traceparent_v2() -> None:
     from alembic import op
 
     op.drop_column("outbox", "traceparent")
+
+
+def add_outbox_notify_v3() -> None:
+    """Migration step shared by every service's history: a statement that inserted outbox rows
+    NOTIFYs OUTBOX_CHANNEL, delivered when its transaction commits, so every replica's relay is
+    woken whichever process wrote them. Per statement, not per row; PostgreSQL folds a
+    transaction's identical notifications into one."""
+    from alembic import op
+
+    op.execute(
+        "CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF EXISTS (SELECT FROM inserted) THEN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); END IF; "
+        "RETURN NULL; END $$"
+    )
+    op.execute(
+        "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox REFERENCING NEW TABLE AS inserted "
+        "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()"
+    )
+
+
+def drop_outbox_notify_v3() -> None:
+    from alembic import op
+
+    op.execute("DROP TRIGGER outbox_notify ON outbox")
+    op.execute("DROP FUNCTION outbox_notify()")

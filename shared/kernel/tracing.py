@@ -34,14 +34,17 @@ __all__ = [
     "current_traceparent",
     "instrument_httpx",
     "log_ids",
+    "publish_span",
     "span_context_of",
     "telemetry_config",
     "trace_id_of",
     "tracer",
-    "without_instrumentation_spans",
+    "untraced",
 ]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+# The SDK's default limit of links on one span (SpanLimits.max_links).
+MAX_LINKS = 128
 tracer = trace.get_tracer("obruten")
 
 
@@ -167,20 +170,44 @@ def batch_span(
     it continues the events' trace when they all share one, and links every event's trace either
     way, as OpenTelemetry's messaging conventions do for batch processing. `link_attributes`, one
     mapping per traceparent: what each link says of its event (its message id)."""
+    with _linked_span(name, traceparents, link_attributes, SpanKind.CONSUMER, attributes) as span:
+        yield span
+
+
+@contextlib.contextmanager
+def publish_span(name: str, traceparents: Sequence[str | None], **attributes: Any) -> Iterator[Span]:
+    """The producer span of a batch published at once (the outbox relay's), parented and linked
+    to the writers' traces as `batch_span` is, as the conventions do for batch publishing."""
+    with _linked_span(name, traceparents, None, SpanKind.PRODUCER, attributes) as span:
+        yield span
+
+
+@contextlib.contextmanager
+def _linked_span(
+    name: str,
+    traceparents: Sequence[str | None],
+    link_attributes: Sequence[Mapping[str, Any]] | None,
+    kind: SpanKind,
+    attributes: dict[str, Any],
+) -> Iterator[Span]:
     span_contexts: list[SpanContext] = []
     links: list[Link] = []
+    seen: set[str] = set()
     for i, tp in enumerate(traceparents):
-        sc = span_context_of(tp)
-        if sc is not None:
-            span_contexts.append(sc)
-            links.append(Link(sc, link_attributes[i] if link_attributes is not None else None))
+        # At most MAX_LINKS, once per traceparent: the SDK keeps no more links than that on a span,
+        # and a batch of a thousand events would parse each for nothing.
+        if len(links) == MAX_LINKS:
+            break
+        if tp is None or tp in seen or (sc := span_context_of(tp)) is None:
+            continue
+        seen.add(tp)
+        span_contexts.append(sc)
+        links.append(Link(sc, link_attributes[i] if link_attributes is not None else None))
     trace_ids = {sc.trace_id for sc in span_contexts}
     parent = otel_context.Context()  # not the current span's: a trace of its own unless the events share one
-    if len(trace_ids) == 1:
+    if len(trace_ids) == 1 and len(links) < MAX_LINKS:
         parent = trace.set_span_in_context(NonRecordingSpan(span_contexts[0]), parent)
-    with tracer.start_as_current_span(
-        name, context=parent, kind=SpanKind.CONSUMER, links=links, attributes=attributes
-    ) as span:
+    with tracer.start_as_current_span(name, context=parent, kind=kind, links=links, attributes=attributes) as span:
         yield span
 
 
@@ -200,10 +227,11 @@ def span_context_of(traceparent: str | None) -> SpanContext | None:
 
 
 @contextlib.contextmanager
-def without_instrumentation_spans() -> Iterator[None]:
+def untraced() -> Iterator[None]:
     """Within: no spans from the instrumentations (a span per SQL statement, per HTTP call); the
     service's own spans, and the current span that outbox rows take their traceparent from, stay.
-    For a consumer batch, where a span per statement cost as much CPU as the statement itself."""
+    For a consumer batch, where a span per statement cost as much CPU as the statement itself, and
+    a background loop's own bookkeeping, which would otherwise start a trace of its own each time."""
     from opentelemetry.instrumentation.utils import suppress_instrumentation
 
     with suppress_instrumentation():

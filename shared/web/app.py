@@ -94,7 +94,7 @@ def _start_workers(
     tasks: list[asyncio.Task[Any]] = []
     closers: list[Any] = []
     if spec.outbox is not None:
-        relay = OutboxRelay(spec.outbox, sessionmaker, settings, lock_name=spec.name, metrics=rt.metrics)
+        relay = OutboxRelay(spec.outbox, rt.engine, settings, lock_name=spec.name, metrics=rt.metrics)
         rt.relay = relay
 
         def wake_relay(session: AsyncSession) -> None:
