@@ -148,8 +148,8 @@ class OutboxRelay:
 
     Replicas may run side by side: rows are claimed with FOR UPDATE SKIP LOCKED, and a
     transaction-level advisory lock lets one relay publish at a time, so that a child's
-    events cannot overtake each other between two replicas. A batch is three statements on a
-    Core connection: the lock and the claim in one, the rows marked sent, the commit.
+    events cannot overtake each other between two replicas. A batch is four round trips on a
+    Core connection: BEGIN, the lock and the claim in one statement, the rows marked sent, COMMIT.
     """
 
     def __init__(
@@ -325,7 +325,11 @@ class OutboxRelay:
                 continue
             ended = asyncio.get_running_loop().time()
             try:
-                await asyncio.wait_for(self.wake.wait(), self.settings.outbox_poll_interval_seconds)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for returns normally when the
+                # task is cancelled just as the event is set (a NOTIFY at shutdown), and the relay
+                # would outlive its app, holding the publishing lock against the next one.
+                async with asyncio.timeout(self.settings.outbox_poll_interval_seconds):
+                    await self.wake.wait()
             except TimeoutError:
                 continue
             # Woken moments after a round that published: writes are streaming in. Lingering a

@@ -80,7 +80,11 @@ class Listener:
         """Until the connection is lost."""
         while True:
             try:
-                await asyncio.wait_for(lost.wait(), self.keepalive)
+                # Not wait_for, which in Python 3.11 swallows a cancellation that arrives as the
+                # event is set, and the listener would outlive its app.
+                async with asyncio.timeout(self.keepalive):
+                    await lost.wait()
                 return
             except TimeoutError:
-                await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)
+                async with asyncio.timeout(5):
+                    await conn.fetchval("SELECT 1")
