@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     service_token_file: Path | None = None
 
     outbox_poll_interval_seconds: float = 0.5
+    # Whether a service's own process publishes its outbox (the relay as a task beside the HTTP
+    # server). false: `obruten relay <service>` publishes it as a process of its own, woken by
+    # the outbox's NOTIFY, so that relaying takes no time from answering requests.
+    outbox_relay_in_process: bool = True
     outbox_batch_size: int = 200
 
     log_level: str = "INFO"

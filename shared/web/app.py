@@ -93,7 +93,7 @@ def _start_workers(
     rt = runtime(app)
     tasks: list[asyncio.Task[Any]] = []
     closers: list[Any] = []
-    if spec.outbox is not None:
+    if spec.outbox is not None and settings.outbox_relay_in_process:
         relay = OutboxRelay(spec.outbox, rt.engine, settings, lock_name=spec.name, metrics=rt.metrics)
         rt.relay = relay
 
