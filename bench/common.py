@@ -166,6 +166,25 @@ def serve(stack: Stack, service: str, port: int, **env: str) -> Process:
     )
 
 
+@contextlib.contextmanager
+def relay(stack: Stack, service: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`obruten relay <service>`: the service's outbox published by a process of its own."""
+    with open(stack.workdir / f"{service}-relay.log", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.local.cli", "relay", service], env=stack.env(), stdout=out,
+            stderr=subprocess.STDOUT, cwd=ROOT,
+        )  # fmt: skip
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -58,6 +58,9 @@ CONTENT_TYPE = ("content-type", b"application/cloudevents+json")
 # NOTIFYed by the trigger on every service's outbox when a transaction that wrote rows commits
 # (add_outbox_notify_v3); each service has a database of its own, so one name serves all.
 OUTBOX_CHANNEL = "obruten_outbox"
+# "on" for the connections of a process that runs its relay, which its commits wake: its writes skip
+# the NOTIFY, which holds PostgreSQL's queue lock to the end of the commit (one such commit at a time).
+RELAY_IN_PROCESS = "obruten.relay_in_process"
 # How often the relay's listening connection is checked when no notification comes.
 LISTENER_KEEPALIVE_SECONDS = 30.0
 
@@ -358,41 +361,3 @@ def claim_statement(t: Table) -> Select[Any]:
         .lateral("batch")
     )
     return select(lock.c.got, batch).select_from(lock.outerjoin(batch, true()))
-
-
-def add_outbox_traceparent_v2() -> None:
-    """Migration step shared by every service's history (each owns its outbox table)."""
-    from alembic import op
-
-    op.add_column("outbox", Column("traceparent", Text))
-
-
-def drop_outbox_traceparent_v2() -> None:
-    from alembic import op
-
-    op.drop_column("outbox", "traceparent")
-
-
-def add_outbox_notify_v3() -> None:
-    """Migration step shared by every service's history: a statement that inserted outbox rows
-    NOTIFYs OUTBOX_CHANNEL, delivered when its transaction commits, so every replica's relay is
-    woken whichever process wrote them. Per statement, not per row; PostgreSQL folds a
-    transaction's identical notifications into one."""
-    from alembic import op
-
-    op.execute(
-        "CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        f"IF EXISTS (SELECT FROM inserted) THEN PERFORM pg_notify('{OUTBOX_CHANNEL}', ''); END IF; "
-        "RETURN NULL; END $$"
-    )
-    op.execute(
-        "CREATE TRIGGER outbox_notify AFTER INSERT ON outbox REFERENCING NEW TABLE AS inserted "
-        "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()"
-    )
-
-
-def drop_outbox_notify_v3() -> None:
-    from alembic import op
-
-    op.execute("DROP TRIGGER outbox_notify ON outbox")
-    op.execute("DROP FUNCTION outbox_notify()")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -49,7 +49,8 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, server_settings: Mapping[str, str] | None = None) -> AsyncEngine:
+    """`server_settings`: session settings every connection starts with (what a trigger may read)."""
     engine = create_async_engine(
         url,
         pool_size=pool_size,
@@ -59,7 +60,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # at no cost (_discard_closed), and a request that still meets a dead one before it
         # committed anything is run again (get_session, shared/web/contention.py).
         pool_timeout=5,
-        connect_args={"timeout": 5, "command_timeout": 30},
+        connect_args={"timeout": 5, "command_timeout": 30, "server_settings": dict(server_settings or {})},
         # A statement's parameters (a personnummer, a location) stay out of exception messages,
         # and so out of every log line and traceback.
         hide_parameters=True,

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     # Rows one relay batch claims and publishes: 1,000 drained 5,000 events in 0.7-1.0 s where 200
     # took 1.3-1.6 s (bench/pipeline.py, 2026-12-01), fewer commits and larger produce requests.
     outbox_batch_size: int = 1000
+    # Whether a service's own process publishes its outbox (the relay as a task beside the HTTP
+    # server, woken by its commits without a NOTIFY). false: `obruten relay <service>` publishes
+    # it as a process of its own, woken by the outbox trigger's NOTIFY.
+    outbox_relay_in_process: bool = True
 
     log_level: str = "INFO"
 

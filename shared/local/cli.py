@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run one service (what run starts for each, and what containers run)")
     serve.add_argument("service", choices=names())
     serve.add_argument("--skip-migrations", action="store_true", help="the database is already migrated")
+    relay = sub.add_parser("relay", help="publish one service's outbox, for OBRUTEN_OUTBOX_RELAY_IN_PROCESS=false")
+    relay.add_argument("service", choices=names())
     _add_operations_commands(sub)
     token = sub.add_parser("token", help="print a development token signed with the local key")
     token.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return run(settings)
     if args.command == "serve":
         return _serve(settings, args.service, migrate=not args.skip_migrations)
+    if args.command == "relay":
+        return _relay(settings, args.service)
     if args.command in OPERATIONS:
         return _operations(settings, args)
     if args.command == "token":
@@ -104,6 +108,16 @@ def _operations(settings: Settings, args: argparse.Namespace) -> int:
 
         return replay_main(settings, args.service)
     return 0
+
+
+def _relay(settings: Settings, name: str) -> int:
+    from shared.kernel.logging import configure_logging
+    from shared.kernel.tracing import configure_tracing
+    from shared.local.relay import main as relay_main
+
+    configure_logging(settings.log_level, name)
+    configure_tracing(name)
+    return relay_main(settings, name)
 
 
 def _serve(settings: Settings, name: str, *, migrate: bool) -> int:

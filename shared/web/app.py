@@ -15,7 +15,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.inbox import BatchHook, EventConsumer, Handler
-from shared.bus.outbox import Outbox, OutboxRelay
+from shared.bus.outbox import RELAY_IN_PROCESS, Outbox, OutboxRelay
 from shared.kernel.clock import Clock, SystemClock
 from shared.kernel.db import CommitHooks, make_engine, make_sessionmaker
 from shared.kernel.errors import document_problems, install_error_handlers
@@ -93,7 +93,7 @@ def _start_workers(
     rt = runtime(app)
     tasks: list[asyncio.Task[Any]] = []
     closers: list[Any] = []
-    if spec.outbox is not None:
+    if spec.outbox is not None and settings.outbox_relay_in_process:
         relay = OutboxRelay(spec.outbox, rt.engine, settings, lock_name=spec.name, metrics=rt.metrics)
         rt.relay = relay
 
@@ -150,7 +150,12 @@ def _lifespan(
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.service_database_url(spec.name), pool_size=settings.database_pool_size)
+        relayed_here = spec.outbox is not None and settings.outbox_relay_in_process
+        engine = make_engine(
+            settings.service_database_url(spec.name),
+            pool_size=settings.database_pool_size,
+            server_settings={RELAY_IN_PROCESS: "on"} if relayed_here else None,
+        )
         sessionmaker = make_sessionmaker(engine)
         runtime(app).engine = engine
         runtime(app).sessionmaker = sessionmaker

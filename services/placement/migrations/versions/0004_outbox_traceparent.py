@@ -7,7 +7,7 @@ Create Date: 2026-12-01 09:10:00
 
 from collections.abc import Sequence
 
-from shared.bus.outbox import add_outbox_traceparent_v2, drop_outbox_traceparent_v2
+from shared.bus.outbox_migrations import add_outbox_traceparent_v2, drop_outbox_traceparent_v2
 
 revision: str = "0004"
 down_revision: str | None = "0003"

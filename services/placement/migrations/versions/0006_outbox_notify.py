@@ -7,7 +7,7 @@ Create Date: 2026-12-01 14:40:00
 
 from collections.abc import Sequence
 
-from shared.bus.outbox import add_outbox_notify_v3, drop_outbox_notify_v3
+from shared.bus.outbox_migrations import add_outbox_notify_v3, drop_outbox_notify_v3
 
 revision: str = "0006"
 down_revision: str | None = "0005"
