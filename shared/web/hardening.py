@@ -10,8 +10,8 @@ from hashlib import sha256
 import jwt
 from fastapi import FastAPI
 from limits import RateLimitItem, parse
-from limits.aio.storage import SlidingWindowCounterSupport
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.storage import MovingWindowSupport
+from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -101,11 +101,12 @@ class Hardening:
         self.settings = settings
         # The async flavour of each storage is named with an `async+` prefix in `limits`.
         storage = storage_from_string(f"async+{settings.rate_limit_storage}")
-        assert isinstance(storage, SlidingWindowCounterSupport)
-        # A sliding window counter (two counters per client, the last window's weighted by how much
-        # of it still overlaps): a moving window keeps a timestamp per write and, in memory, sweeps
-        # them in a worker thread after every hit, about 60 us a write against 9.
-        self.limiter = SlidingWindowCounterRateLimiter(storage)
+        assert isinstance(storage, MovingWindowSupport)
+        # A moving window, although it costs about 60 us a write in memory against 9 for a sliding
+        # window counter: the counter's Retry-After can only be estimated (limits answers the end of
+        # the current fixed window, when the weighted count may still refuse), and a client told
+        # to come back must be let in when it does.
+        self.limiter = MovingWindowRateLimiter(storage)
         self.limit = parse(settings.rate_limit_writes)
         self.import_limit = parse(settings.rate_limit_imports)
         self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
