@@ -33,48 +33,50 @@ from shared.local.migrate import _asyncpg_dsn, ensure_database, prepare_database
 
 HEADING = "## HTTP writes"
 LIMITS = """\
-What changed since the run before (issue 18, writes): a write reaches PostgreSQL in two statements
-instead of nine. The child is read without a lock, on a session in autocommit; the placement, its
-outbox row and the request's audit row are then sent as one statement of data-modifying CTEs that
-also locks the child and re-checks that it is as read (district, birth date, protected identity;
-else nothing is written and the request runs again), so that statement is the whole transaction: no
-BEGIN, no COMMIT (services/placement/writes.py, shared/kernel/writes.py, whose statement per shape
-is built once and reused with bind parameters). The pool's pre-ping (three statements per checkout)
-is gone: a pooled connection whose socket the server closed is replaced at checkout at no cost, and
-a request whose connection died before anything was committed is run again
-(tests/kernel/test_reconnect.py). Verified tokens are cached by their sha256 until `exp`, so the
-ES256 check runs once per token. The settings and clock dependencies are async (no thread-pool hop),
-and the OpenTelemetry instrumentation no longer makes `http send`/`http receive` spans (three per
-request; the server span and the statement spans stay).
+What changed since the run before (issue 18, second pass, 2026-12-01; 30 % then, on a quiet machine):
+- A service that runs its own relay writes its outbox without a NOTIFY. The outbox trigger that
+  wakes a relay in another process (`obruten relay`, a bulk load) skips the NOTIFY when the writing
+  connection says `obruten.relay_in_process=on`, as every connection of such a process does: a
+  NOTIFY holds PostgreSQL's notification-queue lock until its commit is done, so commits that
+  notify run one at a time. Back to back on this machine: 38 % and 30 % of bare with the NOTIFY on
+  every write, 43 % and 39 % without.
+- The relay: a batch is three statements on a Core connection (the publishing lock and the claim
+  in one, the rows marked sent, the commit), the stored payload text sent as it is, one producer
+  span per batch, batches of up to 1,000, and a 10 ms linger while writes stream in.
+- Server spans come from FastAPI's own telemetry (`FastAPI(telemetry=…)`) instead of the contrib
+  FastAPIInstrumentor: two fewer middleware layers, and the span named from the route the router
+  matched rather than by matching every route again.
+- Spans are recorded only when something exports them (`OTEL_EXPORTER_OTLP_ENDPOINT`, or a sampler
+  chosen with `OTEL_TRACES_SAMPLER`); otherwise the sampler is ALWAYS_OFF, whose spans keep valid
+  contexts, so traceparents reach the outbox and trace ids the log lines. SQL statement spans are
+  attached only when spans are recorded. `obruten serve` used to record every span and statement
+  and drop them.
+- Every route dependency is async (tests/kernel/test_dependencies.py checks every app): a plain
+  `def` dependency ran in the thread pool, a thread hop each per request.
+- uvloop and httptools (what uvicorn[standard] adds), for both sides of this benchmark.
+- The deferred write runs as Core on the session's connection; `gc.freeze()` after start-up.
+In process (cProfile over sequential requests, a count that repeats from run to run): about 6,150
+Python function calls per request before, 4,640 after (the bare endpoint: 2,240, of which about 700
+are the test client's).
 
-What limits it (profiled 2026-12-01, with other work on the two cores: load average 4-6 during the
-runs, so absolute figures are low for both sides and vary by up to 2x between runs). CPU per request
-in the service's own process (process_time over 1,500 sequential requests in process, same embedded
-PostgreSQL): about 3.5-4.3 ms for `POST /v1/placements` against 1.35 ms for the bare endpoint (the
-profile of 2026-11-23 read about 11.8 ms from /proc during a wrk run). What the remaining time is
-spent on (cProfile of that loop, inclusive; cProfile inflates small calls): FastAPI's dependency
-resolution (`solve_dependencies`: authentication, the access policy, the session, body validation)
-about 1.2 ms; SQLAlchemy's ORM session (the child's `Session.get`, since replaced by a Core read,
-the session's transaction bookkeeping, statement cache keys) about 1 ms; OpenTelemetry about 0.7 ms
-(the server span, whose name the FastAPI instrumentation finds by matching every route again, 0.3
-ms, and a span per statement); the outbox relay in the same process, woken by every commit (its
-advisory lock, claim, publish and mark-sent statements; batched under load); the event envelope and
-response models (pydantic) about 0.3 ms; the middleware layers (request id, rate limit, security
-headers, body limit, metrics, audit, rerun) about 0.3 ms together. In the wrk runs about a fifth of
-the worker's samples sit in socket `send` on loopback, which on this VM hands the core to the
-receiver (PostgreSQL, wrk, the broker) at once; the bare endpoint pays that too, for three round
-trips against two.
+Running the relay in a process of its own (second row) gains nothing here: on two cores it takes its
+CPU from the same machine, and in process it costs the worker little now that it publishes in
+batches. It is there for deployments that want the serving process to do nothing else.
 
-The rest of the gap is not in the worker: each Obruten write makes PostgreSQL do more than the bare
-insert does (three inserts with their indexes, the exclusion constraint's GiST check, the child's
-row lock, and then the relay's claim and update of the outbox row) and the broker receive the event,
-on the same two cores as the worker and wrk. What it would take to close it: the relay moved out of
-the request-serving process (its own process or replica), the session left out of the write path (a
-Core connection instead of an ORM session per request), the span name taken from the matched route
-instead of a second route match (the instrumentation's `_get_route_details`), and fewer FastAPI
-dependencies per request (authentication, policy and session as one). Each is a fraction of a
-millisecond; together they would bring the worker near 2.5 ms, which on an idle machine would still
-leave the database's extra work per write as the limit.
+What limits it. The worker is CPU-bound (one uvicorn worker on one core). What it does that the bare
+endpoint does not: the token's check (cached per token), the rate limit (a moving window, about
+60 us), the access policy, the child's read, one guarded statement of four CTEs (the child locked and
+re-checked, the placement, its outbox row with the event built and serialised, the audit row), the
+protection rule on the answer, request-id, metrics and audit layers, and the relay. What is left,
+by the profiles: FastAPI's dependency resolution (about 11 dependency nodes a request; HTTPBearer, a
+security scheme, makes FastAPI compute OAuth-scope cache keys for each), SQLAlchemy's work around
+each of the two statements (about 590 calls a request: the session, compiled-statement cache keys,
+parameter processing, greenlet hops) and socket writes, which on this VM hand the core to the
+receiver. What would close more of it: the guarded write sent as a prepared asyncpg statement
+(skipping SQLAlchemy's per-execute work), authentication, policy and session as one dependency,
+and a rate limit of counters (a sliding window counter, about 9 us) with a Retry-After computed
+exactly: `limits` answers the end of the current fixed window, when the weighted count may still
+refuse, so it went back to the moving window.
 """
 TARGET = 0.70
 BARE_TABLE = """
