@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.notify.models import AlertDue
 from shared.kernel.clock import Clock
 from shared.kernel.listen import Listener
+from shared.kernel.wake import woken
 
 log = logging.getLogger("obruten.notify.schedule")
 
@@ -103,9 +104,7 @@ class Schedule:
                 return
             now = self.clock.now()
             self.next_at = now + timedelta(seconds=delay)
-            try:
-                await asyncio.wait_for(self.wake.wait(), delay)
-            except TimeoutError:
+            if not await woken(self.wake, delay):
                 return
             pause, after_evaluation = None, False
 

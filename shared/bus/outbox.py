@@ -46,6 +46,7 @@ from shared.contracts.topics import TOPICS
 from shared.kernel.listen import Listener
 from shared.kernel.settings import Settings
 from shared.kernel.tracing import current_traceparent, publish_span, untraced
+from shared.kernel.wake import woken
 from shared.kernel.writes import OnError, defer
 
 log = logging.getLogger("obruten.outbox")
@@ -327,13 +328,7 @@ class OutboxRelay:
                 await asyncio.sleep(LOCK_RETRY_SECONDS)
                 continue
             ended = asyncio.get_running_loop().time()
-            try:
-                # asyncio.timeout, not wait_for: Python 3.11's wait_for returns normally when the
-                # task is cancelled just as the event is set (a NOTIFY at shutdown), and the relay
-                # would outlive its app, holding the publishing lock against the next one.
-                async with asyncio.timeout(self.settings.outbox_poll_interval_seconds):
-                    await self.wake.wait()
-            except TimeoutError:
+            if not await woken(self.wake, self.settings.outbox_poll_interval_seconds):
                 continue
             # Woken moments after a round that published: writes are streaming in. Lingering a
             # little lets the next claim take several commits' rows, rather than a round of four

@@ -19,6 +19,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.kernel.wake import woken
+
 log = logging.getLogger("obruten.listen")
 
 # Between attempts to (re)connect, doubling up to the cap.
@@ -78,13 +80,6 @@ class Listener:
 
     async def _hold(self, conn: Any, lost: asyncio.Event) -> None:
         """Until the connection is lost."""
-        while True:
-            try:
-                # Not wait_for, which in Python 3.11 swallows a cancellation that arrives as the
-                # event is set, and the listener would outlive its app.
-                async with asyncio.timeout(self.keepalive):
-                    await lost.wait()
-                return
-            except TimeoutError:
-                async with asyncio.timeout(5):
-                    await conn.fetchval("SELECT 1")
+        while not await woken(lost, self.keepalive):
+            async with asyncio.timeout(5):
+                await conn.fetchval("SELECT 1")

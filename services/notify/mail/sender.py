@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.notify.mail.compose import AlertFacts, Composed, build_message, compose, compose_digest
 from services.notify.mail.models import MailMessage
 from services.notify.settings import NotifySettings
+from shared.kernel.wake import woken
 
 log = logging.getLogger("obruten.notify.mail")
 
@@ -80,9 +81,7 @@ class _Claimed:
 
 
 def backoff_seconds(ns: NotifySettings, attempt: int) -> float:
-    base = min(
-        ns.mail_backoff_max_seconds, ns.mail_backoff_initial_seconds * 2 ** (attempt - 1)
-    )
+    base = min(ns.mail_backoff_max_seconds, ns.mail_backoff_initial_seconds * 2 ** (attempt - 1))
     return float(base * random.uniform(0.5, 1.0))
 
 
@@ -230,8 +229,5 @@ async def run_sender(
             raise
         except Exception as exc:
             log.warning("mail sender failed; retrying", extra={"error": repr(exc)})
-        try:
-            await asyncio.wait_for(wake.wait(), ns.mail_poll_interval_seconds)
-        except TimeoutError:
-            pass
+        await woken(wake, ns.mail_poll_interval_seconds)
         wake.clear()

@@ -27,6 +27,7 @@ from services.school.ss12000.sync import (
     record_success,
     settle_source,
 )
+from shared.kernel.wake import woken
 from shared.web.placement_client import placement_client
 from shared.web.runtime import runtime
 
@@ -121,9 +122,7 @@ class SourceRunner:
                 log.error("sync crashed", extra={"source": self.source.name, "error": type(exc).__name__})
             self.syncs += 1
             self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=poll_seconds)
-            if self.wake.is_set():
+            if await woken(self.wake, poll_seconds):
                 # Pushes in quick succession: folded into one sync.
                 elapsed = asyncio.get_running_loop().time() - began
                 await asyncio.sleep(max(0.0, MIN_SECONDS_BETWEEN_SYNCS - elapsed))
